@@ -1,0 +1,184 @@
+"""Safe loading of YAML/JSON artifact files, keeping the position of every value.
+
+PyYAML's C composer (libyaml) builds the node graph; we construct plain Python
+values from it ourselves so that we can:
+
+* report duplicate keys (``yaml.safe_load`` silently keeps the last one);
+* bound the number of nodes visited, which defuses alias bombs ("billion
+  laughs") because aliases are only expanded while we walk;
+* remember the line/column of every key and value, so schema errors name
+  ``path:line:col``.
+
+Size, emptiness and binary content are checked before parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.problems import Problem, dotted
+
+try:  # libyaml is normally present; fall back to the pure-Python composer.
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Loaded:
+    """A parsed document plus the 1-based (line, col) of every key and value path."""
+
+    path: str
+    data: Any
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Sequence[str | int]) -> tuple[int, int]:
+        """Return the position of ``loc`` or of its nearest ancestor that exists."""
+        key = tuple(loc)
+        while key:
+            pos = self.positions.get(key)
+            if pos:
+                return pos
+            key = key[:-1]
+        return self.positions.get((), (1, 1))
+
+    def problem(self, loc: Sequence[str | int], message: str, **kw: Any) -> Problem:
+        """Return a Problem anchored at ``loc`` in this file."""
+        line, col = self.locate(loc)
+        return Problem(self.path, line, col, dotted(loc), message, **kw)
+
+
+class LoadError(Exception):
+    """Raised when a file cannot be turned into data; carries one or more problems."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.format() for p in problems))
+        self.problems = problems
+
+
+def read_text(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Return the file's text, or raise LoadError if it is too big, empty, binary or not UTF-8."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError([Problem(display, 0, 0, "", f"cannot read file: {exc.strerror}")]) from exc
+    if size > max_bytes:
+        raise LoadError([Problem(display, 0, 0, "", f"file is {size} bytes; the limit is {max_bytes}")])
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise LoadError([Problem(display, 0, 0, "", "binary file (contains NUL bytes)")])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LoadError([Problem(display, line, 0, "", "file is not valid UTF-8")]) from exc
+    if not text.strip():
+        raise LoadError([Problem(display, 0, 0, "", "empty file")])
+    return text
+
+
+class _Builder:
+    """Turns a composed node graph into Python values, recording positions."""
+
+    def __init__(self, display: str):
+        self.display = display
+        self.positions: dict[Loc, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+        self.visited = 0
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def _pos(self, node: yaml.Node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def build(self, node: yaml.Node, loc: Loc, depth: int = 0) -> Any:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise LoadError([Problem(self.display, *self._pos(node), dotted(loc),
+                                     f"document expands to more than {MAX_NODES} values "
+                                     "(alias bomb?)")])
+        if depth > MAX_DEPTH:
+            raise LoadError([Problem(self.display, *self._pos(node), dotted(loc),
+                                     f"nesting deeper than {MAX_DEPTH} levels")])
+        self.positions.setdefault(loc, self._pos(node))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
+                                                 "YAML merge keys ('<<') are not supported"))
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
+                                                 "mapping keys must be plain scalars"))
+                    continue
+                key = self.scalars.construct_object(key_node)
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    key = str(key)
+                if key in out:
+                    first = self.positions.get((*loc, key), (0, 0))
+                    self.problems.append(Problem(
+                        self.display, *self._pos(key_node), dotted((*loc, key)),
+                        f"duplicate key '{key}' (first defined at line {first[0]}); "
+                        "YAML would silently keep only the last one"))
+                    continue
+                self.positions[(*loc, key)] = self._pos(key_node)
+                out[key] = self.build(value_node, (*loc, key), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
+        value = self.scalars.construct_object(node)
+        # Timestamps and binary are YAML-isms that JSON-shaped artifacts never mean.
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            value = node.value
+        return value
+
+
+def _syntax_problem(display: str, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    msg = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
+    return Problem(display, line, col, "", msg)
+
+
+def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
+    """Return the Loaded document for ``text``; raise LoadError for any syntax problem."""
+    if is_json:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LoadError([Problem(display, exc.lineno, exc.colno, "",
+                                     f"JSON syntax error: {exc.msg}")]) from exc
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        if is_json:  # valid JSON that YAML 1.1 rejects (rare): keep data, lose positions
+            return Loaded(display, json.loads(text), {(): (1, 1)})
+        raise LoadError([_syntax_problem(display, exc)]) from exc
+    if node is None:
+        raise LoadError([Problem(display, 0, 0, "", "empty document")])
+    builder = _Builder(display)
+    data = builder.build(node, ())
+    if builder.problems:
+        raise LoadError(builder.problems)
+    return Loaded(display, data, builder.positions)
+
+
+def load_file(path: Path, display: str | None = None, *, max_bytes: int = MAX_FILE_BYTES) -> Loaded:
+    """Return the Loaded document at ``path``; raise LoadError naming file/line/field otherwise."""
+    shown = display or str(path)
+    text = read_text(path, shown, max_bytes)
+    return parse_text(text, shown, is_json=path.suffix.lower() == ".json")
