@@ -1,0 +1,52 @@
+"""Typed records that travel between pipeline stages (as JSON through Argo parameters).
+
+The plan step emits ``EvalItem``s (one per changed artifact × dataset) for the
+eval fan-out; every eval branch emits a ``BranchResult``; promote consumes the
+whole list. Keeping them here lets each stage be a plain, separately tested
+function while the wire format stays one definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvalItem(_Record):
+    """One eval branch: an artifact file and one of its golden datasets."""
+
+    artifact_id: str
+    artifact_type: str
+    path: str = Field(description="artifact file, relative to the repo root")
+    dataset: str = Field(description="dataset name ('inline' for tests embedded in the artifact)")
+    content_hash: str
+
+
+class BranchResult(_Record):
+    """The verdict of one eval branch. ``status`` other than 'passed' blocks promotion."""
+
+    artifact_id: str
+    artifact_type: str
+    path: str
+    dataset: str
+    content_hash: str
+    status: Literal["passed", "failed", "error"]
+    pass_rate: float | None = None
+    metric_scores: dict[str, float] = Field(default_factory=dict)
+    tests_total: int = 0
+    tests_passed: int = 0
+    baseline_pass_rate: float | None = None
+    reasons: list[str] = Field(default_factory=list, description="why the branch failed or errored")
+    cached: bool = False
+    report_keys: list[str] = Field(default_factory=list, description="artifact-store keys written")
+
+
+def content_hash(data: bytes) -> str:
+    """Return the ``sha256:…`` hash that identifies artifact content across stages and environments."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()

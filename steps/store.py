@@ -1,0 +1,107 @@
+"""The artifact store: where eval results, reports and promoted baselines live.
+
+One small interface, two implementations (Dagster-style): ``LocalStore`` (a
+directory, the default) and ``S3Store`` (boto3; MinIO via ``endpoint_url``).
+
+Key layout:
+* ``runs/{run-id}/{artifact}/{dataset}/…`` — per-branch results and reports;
+* ``baselines/{env}/{artifact}/{dataset}.json`` — the eval result that was
+  current when the artifact was last promoted to ``env``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class StoreError(Exception):
+    """A read or write against the store failed (after any retries)."""
+
+
+class ArtifactStore(Protocol):
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Store ``data`` at ``key``; return the key. Raises StoreError on failure."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """Return the bytes at ``key``, or None when absent. Raises StoreError on other failures."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Return all keys under ``prefix``, sorted."""
+        ...
+
+    def describe(self) -> str:
+        """Return a human-readable location, e.g. ``s3://bucket/prefix`` or a directory."""
+        ...
+
+
+def baseline_key(env: str, artifact_id: str, dataset: str) -> str:
+    """Return the key of the promoted baseline for one artifact × dataset in ``env``."""
+    return f"baselines/{env}/{artifact_id}/{dataset}.json"
+
+
+def run_key(run_id: str, artifact_id: str, dataset: str, name: str) -> str:
+    """Return the key of one file a run's eval branch wrote."""
+    return f"runs/{run_id}/{artifact_id}/{dataset}/{name}"
+
+
+def put_json(store: ArtifactStore, key: str, obj: Any) -> str:
+    """Store ``obj`` as pretty JSON at ``key``; return the key."""
+    return store.put_bytes(key, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
+
+
+def get_json(store: ArtifactStore, key: str) -> Any | None:
+    """Return the JSON document at ``key``, or None when absent."""
+    data = store.get_bytes(key)
+    return None if data is None else json.loads(data)
+
+
+class LocalStore:
+    """A directory on disk. Writes are atomic (temp file + rename): no half-written files."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root != p and self.root not in p.parents:
+            raise StoreError(f"key escapes the store: {key!r}")
+        return p
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StoreError(f"cannot write {key} to {self.root}: {exc}") from exc
+        return key
+
+    def get_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} from {self.root}: {exc}") from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    def describe(self) -> str:
+        return str(self.root)
