@@ -50,3 +50,19 @@ class BranchResult(_Record):
 def content_hash(data: bytes) -> str:
     """Return the ``sha256:…`` hash that identifies artifact content across stages and environments."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def to_wire(obj: BaseModel | list[BaseModel]) -> str:
+    """Return compact JSON for an Argo parameter, with every ``{{`` escaped.
+
+    Argo expands ``{{...}}`` in parameter values it substitutes; artifact text
+    (a failure reason quoting a prompt, say) must stay data. Structural JSON
+    never contains ``{{`` (an object always opens with a key), so the only
+    occurrences are inside strings, where ``\\u007b`` is a valid escape that
+    decodes back to ``{``.
+    """
+    if isinstance(obj, list):
+        text = "[" + ",".join(o.model_dump_json() for o in obj) + "]"
+    else:
+        text = obj.model_dump_json()
+    return text.replace("{{", "\\u007b\\u007b")
