@@ -1,0 +1,110 @@
+"""Golden datasets: test cases read from YAML, JSON, JSONL or CSV files.
+
+YAML/JSON hold a list of tests or ``{tests: [...]}``. JSONL holds one test per
+line. CSV follows promptfoo's convention: each column is a variable, except
+``description`` and ``__expected`` / ``__expected1``… whose cells are
+assertions written ``type: value`` (a bare value means ``equals``).
+
+Every test must carry at least one assertion: a test without one passes
+without checking anything, which is how broken gates hide.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.artifacts import ASSERTION_TYPES, TestCase
+from config.problems import Problem
+from config.validation import problems_from_error
+from config.yamlio import Loaded, LoadError, parse_text, read_text
+
+DATASET_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".csv")
+
+
+def _csv_assertion(cell: str) -> dict[str, Any]:
+    kind, sep, rest = cell.partition(":")
+    kind = kind.strip()
+    base = kind[4:] if kind.startswith("not-") else kind
+    if sep and base in ASSERTION_TYPES:
+        return {"type": kind, "value": rest.strip()}
+    return {"type": "equals", "value": cell}
+
+
+def _csv_rows(text: str, display: str) -> Loaded:
+    reader = csv.DictReader(io.StringIO(text))
+    tests: list[dict[str, Any]] = []
+    positions: dict[tuple[str | int, ...], tuple[int, int]] = {(): (1, 1)}
+    for i, row in enumerate(reader):
+        line = reader.line_num
+        test: dict[str, Any] = {"vars": {}, "assert": []}
+        for col, cell in row.items():
+            if col is None:
+                raise LoadError([Problem(display, line, 1, f"tests[{i}]", "row has more cells than the header")])
+            if col == "description":
+                test["description"] = cell
+            elif col.startswith("__expected"):
+                if cell:
+                    test["assert"].append(_csv_assertion(cell))
+            else:
+                test["vars"][col] = cell
+        positions[(i,)] = (line, 1)
+        tests.append(test)
+    return Loaded(display, tests, positions)
+
+
+def _jsonl_rows(text: str, display: str) -> Loaded:
+    tests: list[Any] = []
+    positions: dict[tuple[str | int, ...], tuple[int, int]] = {(): (1, 1)}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            tests.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise LoadError([Problem(display, n, exc.colno, "", f"JSON syntax error: {exc.msg}")]) from exc
+        positions[(len(tests) - 1,)] = (n, 1)
+    return Loaded(display, tests, positions)
+
+
+def load_dataset(path: Path, display: str | None = None) -> list[TestCase]:
+    """Return the test cases in ``path``; raise LoadError with one problem per bad field or test."""
+    shown = display or str(path)
+    text = read_text(path, shown)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        loaded = _csv_rows(text, shown)
+    elif suffix == ".jsonl":
+        loaded = _jsonl_rows(text, shown)
+    elif suffix in DATASET_SUFFIXES:
+        loaded = parse_text(text, shown, is_json=suffix == ".json")
+    else:
+        raise LoadError([Problem(shown, 0, 0, "", f"unsupported dataset type '{suffix}'; "
+                                                  f"use one of {', '.join(DATASET_SUFFIXES)}")])
+    data, prefix = loaded.data, ()
+    if isinstance(data, dict) and set(data) <= {"tests", "description"}:
+        data, prefix = data.get("tests"), ("tests",)
+    if not isinstance(data, list) or not data:
+        raise LoadError([loaded.problem(prefix, "a dataset must be a non-empty list of tests "
+                                                "(or a mapping with a 'tests' list)")])
+    tests: list[TestCase] = []
+    problems: list[Problem] = []
+    for i, raw in enumerate(data):
+        loc = (*prefix, i)
+        try:
+            test = TestCase.model_validate(raw)
+        except ValidationError as exc:
+            problems += problems_from_error(loaded, exc, loc)
+            continue
+        if not test.assert_:
+            problems.append(loaded.problem(loc, "test has no assertion: it would pass without "
+                                                "checking anything"))
+        tests.append(test)
+    if problems:
+        raise LoadError(problems)
+    return tests
