@@ -41,7 +41,7 @@ class ArtifactType(StrEnum):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 # --------------------------------------------------------------------------- prompts
@@ -118,7 +118,6 @@ class TestCase(Strict):
     assert_: list[Assertion] = Field(default_factory=list, alias="assert")
     metadata: dict[str, Any] | None = None
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class PromptArtifact(Strict):
@@ -348,7 +347,8 @@ def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> PromptArtifa
     used = sorted({v for m in gh.messages for v in VAR_PATTERN.findall(m.content)})
     tests = []
     for i, row in enumerate(gh.testData):
-        tests.append(TestCase(description=f"testData[{i}]", vars=dict(row), assert_=list(assertions)))
+        tests.append(TestCase.model_validate({"description": f"testData[{i}]", "vars": dict(row),
+                                             "assert": [a.model_dump() for a in assertions]}))
     json_schema = None
     if gh.jsonSchema:
         import json

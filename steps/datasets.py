@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,26 @@ def _jsonl_rows(text: str, display: str) -> Loaded:
     return Loaded(display, tests, positions)
 
 
+@dataclass
+class DatasetFile:
+    """A parsed dataset: its tests and where each one stands in the file."""
+
+    tests: list[TestCase]
+    loaded: Loaded
+    prefix: tuple[str | int, ...]
+
+    def problem(self, index: int, sub: tuple[str | int, ...], message: str, **kw: Any) -> Problem:
+        """Return a Problem anchored at test ``index`` (and field ``sub`` inside it)."""
+        return self.loaded.problem((*self.prefix, index, *sub), message, **kw)
+
+
 def load_dataset(path: Path, display: str | None = None) -> list[TestCase]:
     """Return the test cases in ``path``; raise LoadError with one problem per bad field or test."""
+    return read_dataset(path, display).tests
+
+
+def read_dataset(path: Path, display: str | None = None) -> DatasetFile:
+    """Return the parsed dataset with positions; raise LoadError with one problem per bad field or test."""
     shown = display or str(path)
     text = read_text(path, shown)
     suffix = path.suffix.lower()
@@ -86,7 +105,8 @@ def load_dataset(path: Path, display: str | None = None) -> list[TestCase]:
     else:
         raise LoadError([Problem(shown, 0, 0, "", f"unsupported dataset type '{suffix}'; "
                                                   f"use one of {', '.join(DATASET_SUFFIXES)}")])
-    data, prefix = loaded.data, ()
+    data = loaded.data
+    prefix: tuple[str | int, ...] = ()
     if isinstance(data, dict) and set(data) <= {"tests", "description"}:
         data, prefix = data.get("tests"), ("tests",)
     if not isinstance(data, list) or not data:
@@ -107,4 +127,4 @@ def load_dataset(path: Path, display: str | None = None) -> list[TestCase]:
         tests.append(test)
     if problems:
         raise LoadError(problems)
-    return tests
+    return DatasetFile(tests, loaded, prefix)
