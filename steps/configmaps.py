@@ -1,0 +1,196 @@
+"""Rendering of the GitOps layout: one ConfigMap per artifact plus a kustomization.
+
+Everything here is pure (text in, text out) so the promote and rollback code
+can diff, commit and re-apply it on any head. Output is deterministic: the same
+inputs always give byte-identical YAML, so an unchanged promotion produces no
+diff and no commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+MANAGED_BY = "promptci"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_TYPE = "promptci.dev/artifact-type"
+LABEL_ID = "promptci.dev/artifact-id"
+KUSTOMIZATION = "kustomization.yaml"
+MAX_NAME = 253
+MAX_LABEL_VALUE = 63
+_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Keys promptci adds next to the artifact file in every ConfigMap's data.
+META_KEYS = ("version", "content-hash", "source-revision", "source-timestamp", "eval-summary")
+
+
+class LayoutError(ValueError):
+    """A ConfigMap or kustomization in the GitOps repo cannot be read as promptci wrote it."""
+
+
+def _dns_part(text: str) -> str:
+    """Return ``text`` lower-cased with every run of characters outside [a-z0-9.-] made one '-'."""
+    return re.sub(r"[^a-z0-9.-]+", "-", text.lower())
+
+
+def configmap_name(artifact_type: str, artifact_id: str) -> str:
+    """Return the RFC 1123 subdomain name of an artifact's ConfigMap.
+
+    ``promptci-{type}-{id}``; when that exceeds 253 characters it is cut and a
+    hash of the full name is appended, so distinct ids never share a name.
+    """
+    raw = f"promptci-{artifact_type}-{artifact_id}"
+    name = re.sub(r"[.-]{2,}", "-", _dns_part(raw)).strip(".-")
+    if name == raw and len(name) <= MAX_NAME:
+        return name
+    # Changed or cut: a hash of the original keeps two ids that map to the same text apart.
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
+    return name[: MAX_NAME - len(digest) - 1].rstrip(".-") + "-" + digest
+
+
+def label_value(text: str) -> str:
+    """Return ``text`` as a valid label value (≤63 chars, alnum at both ends, hash suffix if cut)."""
+    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("._-")
+    if len(value) > MAX_LABEL_VALUE or value != text:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        value = value[: MAX_LABEL_VALUE - len(digest) - 1].rstrip("._-") + "-" + digest
+    return value
+
+
+def data_key(file_name: str) -> str:
+    """Return the ConfigMap data key for an artifact file: its base name, which must be a valid key."""
+    name = file_name.rsplit("/", 1)[-1]
+    if not _DATA_KEY.match(name) or name in META_KEYS:
+        raise LayoutError(f"artifact file name {name!r} cannot be a ConfigMap data key "
+                          f"(allowed: letters, digits, '-', '_', '.'; reserved: {', '.join(META_KEYS)})")
+    return name
+
+
+@dataclass(frozen=True)
+class ArtifactConfigMap:
+    """What one artifact's ConfigMap holds; ``render()`` gives its YAML."""
+
+    artifact_id: str
+    artifact_type: str
+    file_name: str
+    content: str
+    version: str
+    content_hash: str
+    source_revision: str
+    source_timestamp: int | None
+    eval_summary: dict[str, Any]
+    namespace: str = "default"
+
+    @property
+    def name(self) -> str:
+        """Return the ConfigMap's metadata.name."""
+        return configmap_name(self.artifact_type, self.artifact_id)
+
+    @property
+    def file(self) -> str:
+        """Return the file name of this ConfigMap inside ``{path}/{env}/``."""
+        return f"{self.name}.yaml"
+
+    def manifest(self) -> dict[str, Any]:
+        """Return the ConfigMap as a Kubernetes object (a plain dict)."""
+        data = {
+            data_key(self.file_name): self.content,
+            "version": self.version,
+            "content-hash": self.content_hash,
+            "source-revision": self.source_revision,
+            "source-timestamp": "" if self.source_timestamp is None else str(self.source_timestamp),
+            "eval-summary": json.dumps(self.eval_summary, sort_keys=True, separators=(",", ":")),
+        }
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {
+                    LABEL_MANAGED_BY: MANAGED_BY,
+                    LABEL_TYPE: label_value(self.artifact_type),
+                    LABEL_ID: label_value(self.artifact_id),
+                },
+                "annotations": {
+                    "promptci.dev/artifact-id": self.artifact_id,
+                    "promptci.dev/artifact-type": self.artifact_type,
+                    "promptci.dev/file": data_key(self.file_name),
+                },
+            },
+            "data": data,
+        }
+
+    def render(self) -> str:
+        """Return the deterministic YAML text of the ConfigMap."""
+        return dump_yaml(self.manifest())
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes multi-line strings as literal blocks, so prompts stay readable."""
+
+
+def _str_repr(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML falls back to a quoted style by itself when a block scalar cannot
+    # hold the text exactly (trailing spaces, tabs, ...), so content round-trips.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_repr)
+
+
+def dump_yaml(obj: Any) -> str:
+    """Return ``obj`` as YAML with sorted keys, unicode kept and no line wrapping."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, allow_unicode=True, width=1_000_000,
+                     default_flow_style=False)
+
+
+def render_kustomization(files: list[str], namespace: str | None = None) -> str:
+    """Return the ``kustomization.yaml`` listing exactly ``files`` (sorted, de-duplicated)."""
+    doc: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": sorted(set(files)),
+    }
+    if namespace:
+        doc["namespace"] = namespace
+    return dump_yaml(doc)
+
+
+def parse_configmap(text: str, where: str = "<configmap>") -> ArtifactConfigMap:
+    """Return what a promptci ConfigMap holds; raise LayoutError if it is not one.
+
+    Exists so status, rollback and the environment-order gate read the GitOps
+    repo through one definition of the layout.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise LayoutError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "ConfigMap":
+        raise LayoutError(f"{where}: not a ConfigMap")
+    meta = doc.get("metadata") or {}
+    ann = meta.get("annotations") or {}
+    data = doc.get("data") or {}
+    try:
+        key = ann["promptci.dev/file"]
+        ts = data.get("source-timestamp") or ""
+        return ArtifactConfigMap(
+            artifact_id=ann["promptci.dev/artifact-id"],
+            artifact_type=ann["promptci.dev/artifact-type"],
+            file_name=key,
+            content=data[key],
+            version=str(data.get("version", "")),
+            content_hash=data["content-hash"],
+            source_revision=str(data.get("source-revision", "")),
+            source_timestamp=int(ts) if ts else None,
+            eval_summary=json.loads(data.get("eval-summary") or "{}"),
+            namespace=meta.get("namespace") or "default",
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise LayoutError(f"{where}: not a promptci ConfigMap (missing or bad {exc})") from exc
