@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from config.artifacts import ASSERTION_TYPES, TestCase
 from config.problems import Problem
 from config.validation import problems_from_error
-from config.yamlio import Loaded, LoadError, parse_text, read_text
+from config.yamlio import MAX_FILE_BYTES, Loaded, LoadError, parse_text, read_text
 
 DATASET_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 
@@ -38,11 +38,18 @@ def _csv_assertion(cell: str) -> dict[str, Any]:
 
 
 def _csv_rows(text: str, display: str) -> Loaded:
+    csv.field_size_limit(MAX_FILE_BYTES)  # cells may be long prompts; the file size is already capped
     reader = csv.DictReader(io.StringIO(text))
     tests: list[dict[str, Any]] = []
     positions: dict[tuple[str | int, ...], tuple[int, int]] = {(): (1, 1)}
-    for i, row in enumerate(reader):
-        line = reader.line_num
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise LoadError([Problem(display, reader.line_num, 1, "", f"CSV syntax error: {exc}")]) from exc
+    if not reader.fieldnames:
+        raise LoadError([Problem(display, 1, 1, "", "CSV dataset has no header row")])
+    for i, row in enumerate(rows):
+        line = i + 2  # header is line 1; cells with embedded newlines shift this (rare in datasets)
         test: dict[str, Any] = {"vars": {}, "assert": []}
         for col, cell in row.items():
             if col is None:
