@@ -1,0 +1,81 @@
+"""Plan: which eval branches a pipeline run needs (changed artifacts × their datasets).
+
+The output feeds the eval fan-out (Argo ``withParam``), so it is computed at run time
+from git: an artifact is *changed* when ``git diff base..rev`` touches its file or one of
+the dataset files it references (a changed golden set re-runs its artifact). Without a
+base revision (or with git's all-zeros "no parent" sha) every artifact counts as changed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from config.artifacts import ArtifactType
+from steps.artifact_files import discover, load_artifact
+from steps.contracts import EvalItem
+
+NO_DATASET = "none"
+ZERO_SHA = frozenset("0")
+
+
+class PlanError(Exception):
+    """Git could not answer what changed (unknown revision, not a repository...)."""
+
+
+def _git(root: Path, *args: str) -> list[str]:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PlanError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def changed_files(root: Path, base: str, rev: str | None) -> set[Path]:
+    """Return the absolute paths changed between ``base`` and ``rev``.
+
+    With no ``rev`` the working tree is compared with ``base`` and untracked files count
+    as changed, so a local run sees edits that are not committed yet.
+    """
+    top = Path(_git(root, "rev-parse", "--show-toplevel")[0])
+    if rev:
+        names = _git(root, "diff", "--name-only", "--no-renames", f"{base}..{rev}")
+    else:
+        names = _git(root, "diff", "--name-only", "--no-renames", base)
+        names += [str(Path(root, n).resolve().relative_to(top))
+                  for n in _git(root, "ls-files", "--others", "--exclude-standard")]
+    return {(top / n).resolve() for n in names}
+
+
+def is_no_base(base_revision: str | None) -> bool:
+    """Return True when there is no base to diff against (empty, or git's all-zeros sha)."""
+    return not base_revision or not base_revision.strip() or set(base_revision.strip()) <= ZERO_SHA
+
+
+def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, git_revision: str | None,
+         base_revision: str | None) -> list[EvalItem]:
+    """Return one EvalItem per changed artifact of ``artifact_type`` × dataset, sorted by path.
+
+    Artifacts without datasets give one item with dataset ``"none"`` (eval passes them
+    through explicitly). Deleted artifacts are absent from the checkout, so never planned.
+    Raises FileNotFoundError for a missing ``artifact_path``, LoadError for an unreadable
+    artifact and PlanError when git fails: a plan that cannot be made must stop the run.
+    """
+    root = repo_root.resolve()
+    target = (root / artifact_path).resolve()
+    if not target.exists():
+        raise FileNotFoundError(f"artifact-path '{artifact_path}' does not exist in {root}")
+    changed = None if is_no_base(base_revision) else changed_files(root, str(base_revision), git_revision)
+    items: list[EvalItem] = []
+    for path in discover(target):
+        art = load_artifact(path, root)
+        if art.artifact_type is not artifact_type:
+            continue
+        datasets = art.datasets
+        if changed is not None:
+            touched = {path.resolve()} | {p for d in datasets if (p := art.dataset_path(d)) is not None}
+            if not touched & changed:
+                continue
+        for dataset in datasets or [NO_DATASET]:
+            items.append(EvalItem(artifact_id=art.artifact_id, artifact_type=artifact_type.value,
+                                  path=art.rel_path, dataset=dataset, content_hash=art.content_hash))
+    return items

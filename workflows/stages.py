@@ -1,0 +1,233 @@
+"""The pipeline's step functions, as Hera runner scripts.
+
+Each function is what one Argo pod (or one local-runner subprocess) executes through
+``python -m hera.workflows.runner -e workflows.stages:<name>``. They are thin: parse the
+parameters, call the matching function in ``steps/``, write outputs, and choose the exit
+code. Imports of ``steps.*`` are inside the bodies so that importing this module (to build
+templates) needs none of the stage dependencies.
+
+Exit codes are the retry contract of the templates' ``retryStrategy``:
+* 0: the stage passed;
+* 1: the stage ran and said no (lint errors, a failed quality gate): never retried;
+* 75 (``EX_TEMPFAIL``): a transient failure (network, timeout): retried.
+
+The repository is the working directory (the template sets ``workingDir`` to where the
+``source`` git artifact is checked out; the local runner maps it to the local checkout).
+"""
+
+# No ``from __future__ import annotations``: Hera reads the real annotation objects.
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from hera.workflows import Artifact, Parameter, script
+
+if TYPE_CHECKING:
+    from config.pipeline import PromptPipelineConfig
+
+EXIT_FAILED = 1
+EXIT_TRANSIENT = 75
+CONFIG_ENV = "PROMPTCI_CONFIG"
+RUN_ID_ENV = "PROMPTCI_RUN_ID"
+RUN_LINK_ENV = "PROMPTCI_RUN_LINK"
+# Errors worth another attempt: the network, a provider or the store being briefly away.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+ArtifactPath = Annotated[str, Parameter(name="artifact-path")]
+ArtifactTypeParam = Annotated[str, Parameter(name="artifact-type")]
+TargetEnv = Annotated[str, Parameter(name="target-environment")]
+DryRun = Annotated[str, Parameter(name="dry-run")]
+
+
+def repo_root() -> Path:
+    """Return the source checkout the stage works on: the working directory (see module doc)."""
+    return Path.cwd()
+
+
+def load_config(root: Path) -> "PromptPipelineConfig":
+    """Return the pipeline config: ``$PROMPTCI_CONFIG``, else the repo's, else the packaged default.
+
+    Exits 1 with one line per problem when it is invalid (a bad config is not transient).
+    """
+    from config.pipeline import ConfigError, load_pipeline_config
+
+    explicit = os.environ.get(CONFIG_ENV)
+    path = Path(explicit) if explicit else root / "config" / "pipeline.yaml"
+    try:
+        return load_pipeline_config(path if path.is_file() or explicit else None)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.format(), file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+
+
+def run_id() -> str:
+    """Return the run id: the local runner's, or the Argo workflow name (set in the template env)."""
+    return os.environ.get(RUN_ID_ENV) or "local"
+
+
+def truthy(value: str | bool) -> bool:
+    """Return the boolean an Argo string parameter (``true``/``false``) stands for."""
+    return value if isinstance(value, bool) else value.strip().lower() in {"true", "1", "yes"}
+
+
+def decode_results(text: str) -> list[Any]:
+    """Return the eval branch results from promote's ``results`` parameter.
+
+    Argo aggregates a fan-out's output parameter as a JSON list whose elements are the
+    parsed values (objects) or, when a value is not JSON, the raw strings; both are accepted.
+    An empty or missing aggregate (no branch ran) is an empty list.
+    """
+    text = text.strip()
+    if not text or text == "null":
+        return []
+    raw = json.loads(text)
+    if not isinstance(raw, list):
+        raise ValueError("results must be a JSON list of branch results")
+    return [json.loads(r) if isinstance(r, str) else r for r in raw]
+
+
+def _problems_stage(kind: str, artifact_path: str) -> None:
+    from config.problems import has_errors, render
+
+    root = repo_root()
+    if kind == "lint":
+        from steps.lint import lint_paths as check
+    else:
+        from steps.validate import validate_paths as check
+    problems = check([root / artifact_path], root=root)
+    if problems:
+        print(render(problems))
+    if has_errors(problems):
+        sys.exit(EXIT_FAILED)
+    print(f"{kind}: {artifact_path}: ok")
+
+
+@script(constructor="runner")
+def lint(artifact_path: ArtifactPath) -> None:
+    """Lint the artifacts under ``artifact-path``; exit 1 on any error (prints one line per problem)."""
+    _problems_stage("lint", artifact_path)
+
+
+@script(constructor="runner")
+def validate(artifact_path: ArtifactPath) -> None:
+    """Validate the artifacts under ``artifact-path`` against their schemas and the model catalog."""
+    _problems_stage("validate", artifact_path)
+
+
+@script(constructor="runner")
+def plan(
+    artifact_path: ArtifactPath,
+    artifact_type: ArtifactTypeParam,
+    git_revision: Annotated[str, Parameter(name="git-revision")],
+    base_revision: Annotated[str, Parameter(name="base-revision")],
+    target_environment: TargetEnv,
+    dry_run: DryRun,
+    items: Annotated[Path, Parameter(name="items", output=True)],
+    needs_approval: Annotated[Path, Parameter(name="needs-approval", output=True)],
+    count: Annotated[Path, Parameter(name="count", output=True)],
+) -> None:
+    """Write the eval fan-out list (``items``: JSON EvalItems), its length (``count``) and
+    whether promotion needs approval.
+
+    ``needs-approval`` is ``true`` only when there is something to promote into an environment
+    whose gate asks for manual approval (and this is not a dry run).
+    """
+    from config.artifacts import ArtifactType
+    from steps.contracts import to_wire
+    from steps.plan import plan as make_plan
+
+    root = repo_root()
+    config = load_config(root)
+    found = make_plan(artifact_path, ArtifactType(artifact_type), repo_root=root,
+                      git_revision=git_revision or None, base_revision=base_revision or None)
+    if target_environment not in config.promotion.chain:
+        print(f"target-environment: '{target_environment}' is not in promotion.chain "
+              f"({', '.join(config.promotion.chain)})", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    approval = bool(found) and config.promotion.gate(target_environment).manual_approval \
+        and not truthy(dry_run)
+    items.write_text(to_wire(list(found)))
+    needs_approval.write_text("true" if approval else "false")
+    count.write_text(str(len(found)))
+    for it in found:
+        print(f"plan: {it.path} × {it.dataset}")
+    print(f"plan: {len(found)} eval branch(es); approval needed: {str(approval).lower()}")
+
+
+@script(constructor="runner")
+def eval_branch(
+    item: Annotated[str, Parameter(name="item")],
+    target_environment: TargetEnv,
+    result: Annotated[Path, Parameter(name="result", output=True)],
+    reports: Annotated[Path, Artifact(name="reports", output=True)],
+) -> None:
+    """Run one eval branch (one artifact × dataset) and write its BranchResult as ``result``.
+
+    Exits 1 when the branch did not pass, so the fan-out fails and promote never runs;
+    exits 75 on a transient error so ``retryStrategy`` retries it.
+    """
+    from steps.contracts import EvalItem, to_wire
+
+    root = repo_root()
+    config = load_config(root)
+    parsed = EvalItem.model_validate_json(item)
+    reports.mkdir(parents=True, exist_ok=True)
+    try:
+        from steps.eval import run_branch
+
+        from steps.store import open_store  # type: ignore[attr-defined,unused-ignore]  # lands with eval
+
+        outcome = run_branch(parsed, repo_root=root, run_id=run_id(),
+                                           target_env=target_environment or None, config=config,
+                                           store=open_store(config.store), work_dir=reports)
+    except TRANSIENT_ERRORS as exc:
+        print(f"eval: transient error, will be retried: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
+    result.write_text(to_wire(outcome))
+    print(f"eval: {parsed.artifact_id} × {parsed.dataset}: {outcome.status}"
+          + (f" (pass rate {outcome.pass_rate:.2f})" if outcome.pass_rate is not None else ""))
+    for reason in outcome.reasons:
+        print(f"  - {reason}")
+    if outcome.status != "passed":
+        sys.exit(EXIT_FAILED)
+
+
+@script(constructor="runner")
+def promote(
+    results: Annotated[str, Parameter(name="results")],
+    items: Annotated[str, Parameter(name="items")],
+    target_environment: TargetEnv,
+    dry_run: DryRun,
+    approved: Annotated[str, Parameter(name="approved")],
+    git_revision: Annotated[str, Parameter(name="git-revision")],
+) -> None:
+    """Promote every passed branch into ``target-environment`` (all or nothing); exit 1 if blocked.
+
+    ``results`` is the eval fan-out's aggregated ``result`` output; ``items`` is plan's list, so
+    promote can tell a branch that never reported from one that passed (fail closed).
+    """
+    from steps.contracts import BranchResult, EvalItem
+    from steps.promote import promote_run
+    from steps.store import open_store  # type: ignore[attr-defined,unused-ignore]  # lands with eval
+
+    root = repo_root()
+    config = load_config(root)
+    planned = [EvalItem.model_validate(x) for x in decode_results(items)]
+    branch_results = [BranchResult.model_validate(x) for x in decode_results(results)]
+    try:
+        report = promote_run(branch_results, planned, env=target_environment, repo_root=root,
+                             run_id=run_id(), config=config, store=open_store(config.store),
+                             approved=truthy(approved), dry_run=truthy(dry_run),
+                             source_revision=git_revision, run_link=os.environ.get(RUN_LINK_ENV))
+    except TRANSIENT_ERRORS as exc:
+        print(f"promote: transient error, will be retried: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
+    print(report.render())
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+STAGES = {"lint": lint, "validate": validate, "plan": plan, "eval": eval_branch, "promote": promote}

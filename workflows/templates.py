@@ -1,0 +1,253 @@
+"""The WorkflowTemplates: one per artifact type, all from :func:`build_template`.
+
+Shape (the ``pipeline`` DAG)::
+
+    lint ─┐
+          ├─> plan ─> eval (withParam: one branch per changed artifact × dataset) ─┐
+ validate ┘       └─> approval (suspend, only when the env's gate asks) ───────────┴─> promote
+
+Design notes (the why):
+* The repository reaches every pod as the ``source`` git input artifact
+  (``{{workflow.parameters.repo-url}}`` at ``{{workflow.parameters.git-revision}}``), full
+  history so plan can diff against ``base-revision``; ``workingDir`` is that checkout.
+* Only ids, paths, hashes and verdicts travel in parameters (JSON via ``to_wire``): never
+  prompt text, so Argo never sees ``{{…}}`` from a user's artifact.
+* ``retryStrategy`` retries pod-level errors and exit code 75 (transient) only; a failed
+  quality gate exits 1 and is final.
+* S3/MinIO is configured once, in the artifact repository ConfigMap named by
+  ``artifactRepositoryRef``; templates only name their output artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hera.workflows import (
+    DAG,
+    Counter,
+    Env,
+    GitArtifact,
+    Histogram,
+    Label,
+    Parameter,
+    Resources,
+    RetryStrategy,
+    Script,
+    SecretEnvFrom,
+    Suspend,
+    WorkflowTemplate,
+)
+from hera.workflows.models import (
+    ArtifactRepositoryRef,
+    Backoff,
+    IntOrString,
+    PodGC,
+    SecretKeySelector,
+    TTLStrategy,
+)
+from hera.workflows.script import RunnerScriptConstructor
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.artifacts import ArtifactType
+from config.pipeline import PromptPipelineConfig, load_pipeline_config
+from steps import metric_names
+from workflows import stages
+
+TYPE_LABEL = "promptci.dev/artifact-type"
+SOURCE_ARTIFACT = "source"
+SOURCE_PATH = "/work/src"
+OUTPUTS_DIR = "/tmp/hera-outputs"
+ENTRYPOINT = "pipeline"
+# Retry pod-level errors (eviction, node loss) and the stages' "transient" exit code, nothing else.
+TRANSIENT_RETRY_EXPRESSION = f'lastRetry.status == "Error" || lastRetry.exitCode == "{stages.EXIT_TRANSIENT}"'
+IMAGE_ENV = "PROMPTCI_IMAGE"
+
+
+class StageSettings(BaseModel):
+    """Pod settings of one stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = Field(default=None, description="overrides PipelineSettings.image")
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str | None = "1"
+    memory_limit: str | None = "512Mi"
+    deadline_seconds: int = Field(default=600, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    service_account: str | None = Field(default=None, description="overrides the workflow's")
+    secrets: list[str] = Field(default_factory=list,
+                               description="Kubernetes Secrets mounted as env (envFrom, optional)")
+
+
+def _default_stages() -> dict[str, StageSettings]:
+    return {
+        "lint": StageSettings(deadline_seconds=300),
+        "validate": StageSettings(deadline_seconds=300),
+        "plan": StageSettings(deadline_seconds=300),
+        "eval": StageSettings(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi",
+                              deadline_seconds=1800, secrets=["promptci-provider-keys", "promptci-store"]),
+        "promote": StageSettings(deadline_seconds=600, service_account="promptci-promoter",
+                                 secrets=["promptci-gitops", "promptci-store"]),
+    }
+
+
+class PipelineSettings(BaseModel):
+    """Cluster-side settings of the generated templates (not of the pipeline's quality gates)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = "ghcr.io/promptci/promptci-step:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = "promptci"
+    artifact_repository_configmap: str = "artifact-repositories"
+    artifact_repository_key: str = "promptci"
+    git_credentials_secret: str | None = Field(
+        default=None, description="Secret with 'username'/'password' keys for a private source repo")
+    workflow_deadline_seconds: int = Field(default=7200, gt=0)
+    ttl_after_success_seconds: int = 86400
+    ttl_after_failure_seconds: int = 604800
+    parallelism: int = Field(default=8, gt=0, description="pods of one workflow at a time")
+    backoff: str = "10s"
+    ui_base_url: str | None = Field(default=None, description="Argo UI base URL, for links in reports")
+    stages: dict[str, StageSettings] = Field(default_factory=_default_stages)
+    pipeline: PromptPipelineConfig = Field(default_factory=PromptPipelineConfig)
+
+    @classmethod
+    def load(cls, config_path: str | None = None) -> PipelineSettings:
+        """Return settings for the repo's pipeline config, with the image from ``$PROMPTCI_IMAGE``.
+
+        Raises ConfigError (one problem per line) when the pipeline config is invalid.
+        """
+        kwargs: dict[str, Any] = {"pipeline": load_pipeline_config(config_path)}
+        if os.environ.get(IMAGE_ENV):
+            kwargs["image"] = os.environ[IMAGE_ENV]
+        return cls(**kwargs)
+
+    def stage(self, name: str) -> StageSettings:
+        """Return the settings of stage ``name`` (defaults when not configured)."""
+        return self.stages.get(name) or StageSettings()
+
+
+def _wf(name: str) -> str:
+    return "{{workflow.parameters." + name + "}}"
+
+
+def _plan_out(name: str) -> str:
+    return "{{tasks.plan.outputs.parameters." + name + "}}"
+
+
+def _source_artifact(settings: PipelineSettings) -> GitArtifact:
+    creds: dict[str, Any] = {}
+    if settings.git_credentials_secret:
+        creds = {"username_secret": SecretKeySelector(name=settings.git_credentials_secret, key="username"),
+                 "password_secret": SecretKeySelector(name=settings.git_credentials_secret, key="password")}
+    return GitArtifact(name=SOURCE_ARTIFACT, path=SOURCE_PATH, repo=_wf("repo-url"),
+                       revision=_wf("git-revision"), single_branch=False, **creds)
+
+
+def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
+                  settings: PipelineSettings) -> Script:
+    """Return the Script template of one stage: image, resources, retries, deadline, metric."""
+    s = settings.stage(stage)
+    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}")]
+    if settings.ui_base_url:
+        link = settings.ui_base_url.rstrip("/") + "/workflows/{{workflow.namespace}}/{{workflow.name}}"
+        env.append(Env(name=stages.RUN_LINK_ENV, value=link))
+    return Script(
+        name=stage,
+        source=function.wrapped_function,
+        constructor=RunnerScriptConstructor(outputs_directory=OUTPUTS_DIR),
+        image=s.image or settings.image,
+        image_pull_policy=settings.image_pull_policy,
+        command=["python"],
+        working_dir=SOURCE_PATH,
+        inputs=[_source_artifact(settings)],
+        env=env,
+        env_from=[SecretEnvFrom(name=name, optional=True) for name in s.secrets] or None,
+        resources=Resources(cpu_request=s.cpu_request, memory_request=s.memory_request,
+                            cpu_limit=s.cpu_limit, memory_limit=s.memory_limit),
+        retry_strategy=RetryStrategy(limit=str(s.retries), retry_policy="Always",
+                                     expression=TRANSIENT_RETRY_EXPRESSION,
+                                     backoff=Backoff(duration=settings.backoff, factor=IntOrString("2"))),
+        active_deadline_seconds=str(s.deadline_seconds),
+        service_account_name=s.service_account,
+        metrics=[Counter(name=metric_names.RESULT, help=metric_names.RESULT_HELP, value="1",
+                         labels=[Label(key="artifact_type", value=artifact_type.value),
+                                 Label(key="stage", value=stage),
+                                 Label(key="result", value="{{status}}")])],
+    )
+
+
+def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> WorkflowTemplate:
+    """Return the WorkflowTemplate ``promptci-<type>`` for one artifact type.
+
+    This is the one builder: every template is this function applied to a type, so the
+    four pipelines cannot drift apart.
+    """
+    default_dir = settings.pipeline.artifact_dirs.get(artifact_type.value, artifact_type.default_dir)
+    with WorkflowTemplate(
+        name=f"promptci-{artifact_type.value}",
+        labels={TYPE_LABEL: artifact_type.value, "app.kubernetes.io/part-of": "promptci"},
+        entrypoint=ENTRYPOINT,
+        arguments=[
+            Parameter(name="artifact-path", value=default_dir,
+                      description="directory or file of the artifacts, relative to the repo root"),
+            Parameter(name="git-revision", value="", description="commit to check out and evaluate"),
+            Parameter(name="base-revision", value="",
+                      description="diff base; empty or all zeros: every artifact counts as changed"),
+            Parameter(name="target-environment", value=settings.pipeline.promotion.chain[0],
+                      enum=list(settings.pipeline.promotion.chain),
+                      description="environment to promote into"),
+            Parameter(name="dry-run", value="false", enum=["true", "false"],
+                      description="evaluate and report, but promote nothing"),
+            Parameter(name="repo-url", description="git URL of the source repository"),
+        ],
+        service_account_name=settings.service_account,
+        pod_gc=PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=TTLStrategy(seconds_after_success=settings.ttl_after_success_seconds,
+                                 seconds_after_failure=settings.ttl_after_failure_seconds),
+        active_deadline_seconds=settings.workflow_deadline_seconds,
+        artifact_repository_ref=ArtifactRepositoryRef(config_map=settings.artifact_repository_configmap,
+                                                      key=settings.artifact_repository_key),
+        parallelism=settings.parallelism,
+        metrics=[Histogram(name=metric_names.DURATION, help=metric_names.DURATION_HELP,
+                           value="{{workflow.duration}}", buckets=list(metric_names.DURATION_BUCKETS),
+                           labels=[Label(key="artifact_type", value=artifact_type.value),
+                                   Label(key="status", value="{{workflow.status}}")])],
+    ) as wt:
+        lint_t = _stage_script("lint", stages.lint, artifact_type, settings)
+        validate_t = _stage_script("validate", stages.validate, artifact_type, settings)
+        plan_t = _stage_script("plan", stages.plan, artifact_type, settings)
+        eval_t = _stage_script("eval", stages.eval_branch, artifact_type, settings)
+        promote_t = _stage_script("promote", stages.promote, artifact_type, settings)
+        approval_t = Suspend(name="approval")
+        with DAG(name=ENTRYPOINT):
+            path = {"artifact-path": _wf("artifact-path")}
+            lint_t(name="lint", arguments=path)
+            validate_t(name="validate", arguments=path)
+            plan_t(name="plan", depends="lint && validate", arguments={
+                **path, "artifact-type": artifact_type.value, "git-revision": _wf("git-revision"),
+                "base-revision": _wf("base-revision"), "target-environment": _wf("target-environment"),
+                "dry-run": _wf("dry-run")})
+            eval_t(name="eval", depends="lint && validate && plan", with_param=_plan_out("items"),
+                   arguments={"item": "{{item}}", "target-environment": _wf("target-environment")})
+            approval_t(name="approval", depends="plan", when=_plan_out("needs-approval") + " == true")
+            promote_t(name="promote", depends="eval && approval", when=_plan_out("count") + " > 0",
+                      arguments={"results": "{{tasks.eval.outputs.parameters.result}}",
+                                 "items": _plan_out("items"), "target-environment": _wf("target-environment"),
+                                 "dry-run": _wf("dry-run"), "approved": _plan_out("needs-approval"),
+                                 "git-revision": _wf("git-revision")})
+    return wt
+
+
+def all_templates(settings: PipelineSettings | None = None) -> list[WorkflowTemplate]:
+    """Return one template per artifact type, in the enum's (stable) order."""
+    s = settings or PipelineSettings()
+    return [build_template(t, s) for t in ArtifactType]
+
+
+def compile_templates(settings: PipelineSettings | None = None) -> list[dict[str, Any]]:
+    """Return the manifests exactly as ``submit.py dump`` writes them (and the local runner runs)."""
+    return [wt.to_dict() for wt in all_templates(settings)]
