@@ -150,11 +150,12 @@ def dump_yaml(obj: Any) -> str:
                      default_flow_style=False)
 
 
-def render_kustomization(files: list[str], namespace: str | None = None) -> str:
-    """Return the ``kustomization.yaml`` listing exactly ``files`` (sorted, de-duplicated)."""
+def render_kustomization(files: list[str], env: str, namespace: str | None = None) -> str:
+    """Return the ``kustomization.yaml`` of ``env`` listing exactly ``files`` (sorted, de-duplicated)."""
     doc: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
+        "metadata": {"name": _dns_part(f"promptci-{env}").strip(".-")[:MAX_NAME]},
         "resources": sorted(set(files)),
     }
     if namespace:
