@@ -1,0 +1,212 @@
+"""Building a promptfoo config for one eval branch, and running promptfoo as a child process.
+
+promptfoo is the pinned npm install next to this package (``npm ci
+--omit=optional`` at the repo root), run through ``npx --no-install`` so a
+fresh machine never downloads it on the fly. Its state (config dir, cache)
+stays in the branch's work dir; telemetry, update checks, sharing and remote
+generation are off, and the one "telemetry disabled" POST promptfoo still sends
+is routed to a dead local proxy unless the user configured a proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PINNED_VERSION = "0.121.20"
+HOME = Path(__file__).resolve().parents[1]  # holds package.json and node_modules/
+COMMAND_ENV = "PROMPTCI_PROMPTFOO_CMD"
+JOBS_ENV = "PROMPTCI_EVAL_JOBS"
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+OUTPUTS = {"results": "results.json", "html": "report.html", "junit": "results.junit.xml"}
+TAIL = 2000
+
+
+class PromptfooMissing(Exception):
+    """promptfoo is not installed where promptci expects it."""
+
+
+@dataclass
+class PreparedTest:
+    """One golden test ready for promptfoo: rendered messages plus its assertions."""
+
+    index: int
+    description: str
+    vars: dict[str, Any]
+    messages: list[dict[str, str]]
+    assertions: list[dict[str, Any]]
+
+
+@dataclass
+class ProcessResult:
+    """How the promptfoo process ended."""
+
+    returncode: int | None
+    duration_s: float
+    timed_out: bool
+    stdout_tail: str
+    stderr_tail: str
+
+
+def installed_version(home: Path = HOME) -> str:
+    """Return the version of the installed promptfoo; raise PromptfooMissing when absent."""
+    manifest = home / "node_modules" / "promptfoo" / "package.json"
+    try:
+        return str(json.loads(manifest.read_text())["version"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise PromptfooMissing(f"promptfoo is not installed in {home}/node_modules; "
+                               "run `npm ci --omit=optional` there") from exc
+
+
+def messages_prompt(messages: list[dict[str, str]]) -> str:
+    """Return the prompt promptfoo sends: the rendered chat messages as JSON, braces escaped.
+
+    promptfoo renders Nunjucks in variable values too, so ``{{`` or ``{%`` in a
+    prompt or variable would be expanded. Escaping every brace inside JSON
+    strings as ``\\u007b``/``\\u007d`` keeps the text literal (Nunjucks sees
+    no tag) and providers decode it back to the original characters.
+    """
+    text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    out = []
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            elif ch in "{}":
+                out.append("\\u007b" if ch == "{" else "\\u007d")
+                continue
+        elif ch == '"':
+            in_string = True
+        out.append(ch)
+    return "".join(out)
+
+
+def build_config(*, description: str, tests: list[PreparedTest], provider: dict[str, Any],
+                 grader: dict[str, Any]) -> dict[str, Any]:
+    """Return a promptfoo config (as a dict) for one branch.
+
+    The prompt is a single variable holding the pre-rendered messages (we
+    render with ``steps.render`` so every stage sees the same text). The grader
+    is always set explicitly: otherwise promptfoo probes cloud metadata
+    endpoints and then fails on a missing OpenAI key. Each test carries its
+    index and user variables as metadata so results can be mapped back.
+    """
+    return {
+        "description": description,
+        "prompts": [{"raw": "{{ promptci_messages }}", "label": "promptci"}],
+        "providers": [provider],
+        "defaultTest": {"options": {"provider": grader}},
+        "tests": [{
+            "description": t.description,
+            "vars": {"promptci_messages": messages_prompt(t.messages)},
+            "assert": t.assertions,
+            "metadata": {"promptci_index": t.index, "promptci_vars": t.vars},
+        } for t in tests],
+        "sharing": False,
+    }
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (temp file + rename): no half-written config."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
+                  base: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the environment for promptfoo: state in ``work_dir``, no telemetry, a dead proxy.
+
+    The dead proxy catches the telemetry POST; ``no_proxy`` lists the hosts a
+    live provider must still reach directly. A user-configured proxy is kept.
+    """
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "PROMPTFOO_CONFIG_DIR": str(work_dir / "promptfoo-config"),
+        "PROMPTFOO_CACHE_PATH": str(work_dir / "promptfoo-cache"),
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+        "PROMPTFOO_DISABLE_SHARING": "1",
+        "PROMPTFOO_DISABLE_REMOTE_GENERATION": "1",
+        "PROMPTFOO_DISABLE_PYTHON_PROVIDER_WARNING": "1",
+        "NO_COLOR": "1",
+    })
+    if not any(env.get(v) for v in PROXY_VARS):
+        env["HTTPS_PROXY"] = env["HTTP_PROXY"] = DEAD_PROXY
+        env["NO_PROXY"] = ",".join(no_proxy or [])
+        env.pop("no_proxy", None)
+    return env
+
+
+def command(home: Path = HOME) -> list[str]:
+    """Return the promptfoo command: ``$PROMPTCI_PROMPTFOO_CMD`` or ``npx --no-install`` from ``home``."""
+    override = os.environ.get(COMMAND_ENV)
+    if override:
+        return shlex.split(override)
+    return ["npx", "--prefix", str(home), "--no-install", "promptfoo"]
+
+
+def default_jobs() -> int:
+    """Return promptfoo's ``-j``: ``$PROMPTCI_EVAL_JOBS`` or 8 (passed explicitly, never left to defaults)."""
+    return max(1, int(os.environ.get(JOBS_ENV) or 8))
+
+
+def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, no_cache: bool,
+                  timeout_s: float, env: dict[str, str], home: Path = HOME) -> ProcessResult:
+    """Run ``promptfoo eval`` on ``config_path`` with outputs in ``work_dir``; return how it ended.
+
+    The child runs in its own process group, and on timeout the whole group
+    (npx, node and any provider workers) is killed. The exit code is not a
+    verdict: promptfoo exits 100 for failures and errors alike, so callers
+    decide from results.json.
+    """
+    args = [*command(home), "eval", "-c", str(config_path),
+            *(x for name in OUTPUTS.values() for x in ("-o", str(work_dir / name))),
+            "-j", str(jobs), "--repeat", str(repeat), "--no-table", "--no-progress-bar", "--no-share"]
+    if no_cache:
+        args.append("--no-cache")
+    start = time.monotonic()
+    with open(work_dir / "promptfoo.stdout.log", "w+b") as out, \
+            open(work_dir / "promptfoo.stderr.log", "w+b") as err:
+        proc = subprocess.Popen(args, cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc)
+        finally:
+            if proc.poll() is None:  # interrupted (KeyboardInterrupt...): never leave promptfoo behind
+                kill_group(proc)
+        duration = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    return ProcessResult(proc.returncode, duration, timed_out, stdout[-TAIL:], stderr[-TAIL:])
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of ``proc`` (it leads its own session) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
