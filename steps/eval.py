@@ -67,7 +67,7 @@ def _result(item: EvalItem, status: str, **kw: Any) -> BranchResult:
                         **kw)
 
 
-def _load_tests(af: ArtifactFile, dataset: str) -> tuple[list[TestCase], bytes]:
+def load_tests(af: ArtifactFile, dataset: str) -> tuple[list[TestCase], bytes]:
     """Return the dataset's tests and the bytes that identify them (for the cache key)."""
     art = af.artifact
     assert isinstance(art, PromptArtifact)
@@ -85,7 +85,7 @@ def _load_tests(af: ArtifactFile, dataset: str) -> tuple[list[TestCase], bytes]:
         raise BranchError("; ".join(p.format() for p in exc.problems)) from exc
 
 
-def _prepare(art: PromptArtifact, tests: list[TestCase], rel_path: str, dataset: str
+def prepare_tests(art: PromptArtifact, tests: list[TestCase], rel_path: str, dataset: str
              ) -> list[promptfoo.PreparedTest]:
     """Return the tests with rendered messages; a model-graded or unrenderable test is an error."""
     out = []
@@ -161,10 +161,10 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
               store: ArtifactStore, work_dir: Path, no_cache: bool
               ) -> tuple[EvalResult, dict[str, bytes], bool, str]:
     """Return (result, promptfoo's output files, served from cache, cache key) for a prompt branch."""
-    tests, dataset_bytes = _load_tests(af, item.dataset)
+    tests, dataset_bytes = load_tests(af, item.dataset)
     if not tests:
         raise BranchError(f"{af.rel_path}: dataset '{item.dataset}' has zero tests")
-    prepared = _prepare(art, tests, af.rel_path, item.dataset)
+    prepared = prepare_tests(art, tests, af.rel_path, item.dataset)
     try:
         mode = provider_mode()
     except ProviderConfigError as exc:
