@@ -204,10 +204,10 @@ def _check_overrides(cfg: PromptPipelineConfig, loaded: Loaded) -> list[Problem]
     problems: list[Problem] = []
     for i, o in enumerate(cfg.overrides):
         checks: list[tuple[tuple[str | int, ...], type[BaseModel], dict[str, Any]]] = []
-        for name, model in (("eval", EvalThresholds), ("token_limits", TokenLimits)):
+        for name, section in (("eval", EvalThresholds), ("token_limits", TokenLimits)):
             frag = getattr(o, name)
             if frag is not None:
-                checks.append(((name,), model, {**getattr(cfg.defaults, name).model_dump(), **frag}))
+                checks.append(((name,), section, {**getattr(cfg.defaults, name).model_dump(), **frag}))
         for env, gate in (o.promotion or {}).items():
             if env not in cfg.promotion.chain:
                 problems.append(loaded.problem(("overrides", i, "promotion", env),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +35,39 @@ MAX_DEPTH = 64
 Loc = tuple[str | int, ...]
 
 
-@dataclass
 class Loaded:
-    """A parsed document plus the 1-based (line, col) of every key and value path."""
+    """A parsed document plus the 1-based (line, col) of every key and value path.
 
-    path: str
-    data: Any
-    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    Positions are only needed when something is wrong, so for documents read
+    by the fast path they are computed on first use, by composing the text again.
+    """
+
+    def __init__(self, path: str, data: Any, positions: dict[Loc, tuple[int, int]] | None = None,
+                 text: str | None = None):
+        self.path = path
+        self.data = data
+        self._positions = positions
+        self._text = text
+
+    @property
+    def positions(self) -> dict[Loc, tuple[int, int]]:
+        if self._positions is None:
+            try:
+                self._positions = _compose(self._text or "", self.path).positions
+            except LoadError:  # YAML 1.1 rejects a few valid JSON texts; fall back to the file
+                self._positions = {(): (1, 1)}
+        return self._positions
 
     def locate(self, loc: Sequence[str | int]) -> tuple[int, int]:
         """Return the position of ``loc`` or of its nearest ancestor that exists."""
+        positions = self.positions
         key = tuple(loc)
         while key:
-            pos = self.positions.get(key)
+            pos = positions.get(key)
             if pos:
                 return pos
             key = key[:-1]
-        return self.positions.get((), (1, 1))
+        return positions.get((), (1, 1))
 
     def problem(self, loc: Sequence[str | int], message: str, **kw: Any) -> Problem:
         """Return a Problem anchored at ``loc`` in this file."""
@@ -154,19 +169,73 @@ def _syntax_problem(display: str, exc: yaml.YAMLError) -> Problem:
     return Problem(display, line, col, "", msg)
 
 
-def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
-    """Return the Loaded document for ``text``; raise LoadError for any syntax problem."""
-    if is_json:
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LoadError([Problem(display, exc.lineno, exc.colno, "",
-                                     f"JSON syntax error: {exc.msg}")]) from exc
+class _Slow(Exception):
+    """The fast path met something only the positional builder reports well."""
+
+
+class _FastLoader(_Loader):
+    """libyaml + a constructor that refuses duplicate keys, merges and non-JSON types."""
+
+
+def _fast_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            raise _Slow
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            raise _Slow
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+def _refuse(loader: Any, node: yaml.Node) -> Any:
+    raise _Slow
+
+
+_FastLoader.add_constructor("tag:yaml.org,2002:map", _fast_mapping)
+_FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _refuse)
+_FastLoader.add_constructor("tag:yaml.org,2002:binary", _refuse)
+_FastLoader.add_constructor("tag:yaml.org,2002:set", _refuse)
+_FastLoader.add_constructor("tag:yaml.org,2002:omap", _refuse)
+_FastLoader.add_constructor("tag:yaml.org,2002:pairs", _refuse)
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Slow
+    return out
+
+
+def _expanded_size(data: Any) -> int:
+    """Return the number of values ``data`` has once aliases are expanded (shared nodes counted each time)."""
+    memo: dict[int, int] = {}
+
+    def size(obj: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise _Slow
+        if isinstance(obj, dict):
+            children: Any = obj.values()
+        elif isinstance(obj, list):
+            children = obj
+        else:
+            return 1
+        key = id(obj)
+        if key not in memo:
+            memo[key] = 1 + sum(size(c, depth + 1) for c in children)
+            if memo[key] > MAX_NODES:
+                raise _Slow
+        return memo[key]
+
+    return size(data, 0)
+
+
+def _compose(text: str, display: str) -> Loaded:
+    """Return the document built node by node with positions; raise LoadError on any problem."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        if is_json:  # valid JSON that YAML 1.1 rejects (rare): keep data, lose positions
-            return Loaded(display, json.loads(text), {(): (1, 1)})
         raise LoadError([_syntax_problem(display, exc)]) from exc
     if node is None:
         raise LoadError([Problem(display, 0, 0, "", "empty document")])
@@ -174,7 +243,41 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
     data = builder.build(node, ())
     if builder.problems:
         raise LoadError(builder.problems)
-    return Loaded(display, data, builder.positions)
+    return Loaded(display, data, builder.positions, text)
+
+
+def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
+    """Return the Loaded document for ``text``; raise LoadError for any syntax problem.
+
+    Fast path: json/libyaml straight to Python values, positions deferred. Anything
+    unusual (duplicate keys, merges, YAML-only types, alias expansion past the
+    limit) takes the positional builder, which reports it with a line number.
+    """
+    try:
+        if is_json:
+            try:
+                data = json.loads(text, object_pairs_hook=_json_pairs)
+            except json.JSONDecodeError as exc:
+                raise LoadError([Problem(display, exc.lineno, exc.colno, "",
+                                         f"JSON syntax error: {exc.msg}")]) from exc
+            except RecursionError as exc:
+                raise LoadError([Problem(display, 0, 0, "", "JSON nesting too deep")]) from exc
+        else:
+            try:
+                data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
+            except yaml.constructor.ConstructorError as exc:
+                raise _Slow from exc
+            except yaml.YAMLError as exc:
+                raise LoadError([_syntax_problem(display, exc)]) from exc
+            except RecursionError as exc:
+                raise _Slow from exc
+        if data is None:
+            raise LoadError([Problem(display, 0, 0, "", "empty document")])
+        if not is_json and "&" in text:  # only anchors can make a document expand
+            _expanded_size(data)
+        return Loaded(display, data, None, text)
+    except _Slow:
+        return _compose(text, display)
 
 
 def load_file(path: Path, display: str | None = None, *, max_bytes: int = MAX_FILE_BYTES) -> Loaded:

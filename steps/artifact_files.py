@@ -6,8 +6,10 @@ the same way by every stage.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +71,15 @@ class ArtifactFile:
         if isinstance(self.artifact, PromptArtifact):
             for d in self.artifact.evals:
                 if d.name == name:
-                    return (self.root / d.path).resolve()
+                    return self.root / d.path
         return None
 
 
 def rel(path: Path, root: Path) -> str:
     """Return ``path`` relative to ``root`` when inside it, else as given (for messages)."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    # os.path keeps this free of syscalls (Path.resolve stats every component); it runs per file.
+    rp = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return str(path) if rp.startswith("..") else rp.replace(os.sep, "/")
 
 
 def discover(path: Path) -> list[Path]:
@@ -117,7 +118,31 @@ def _typed(loaded: Loaded, path: str) -> tuple[Strict | None, list[Problem], boo
 
 
 def load_artifact(path: Path, root: Path) -> ArtifactFile:
-    """Return the typed artifact in ``path``; raise LoadError listing every syntax/schema problem."""
+    """Return the typed artifact in ``path``; raise LoadError listing every syntax/schema problem.
+
+    Memoized on (path, size, mtime): lint, validate and plan read the same files,
+    and in one process (a local run, a pre-commit hook, the tests) each file
+    should be parsed once. An edited file has a new key, so it is re-read.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return _load_artifact(path, root)
+    result = _memo_artifact(os.path.abspath(path), os.path.abspath(root), st.st_size, st.st_mtime_ns)
+    if isinstance(result, LoadError):
+        raise LoadError(result.problems)
+    return result
+
+
+@lru_cache(maxsize=8192)
+def _memo_artifact(path: str, root: str, size: int, mtime_ns: int) -> ArtifactFile | LoadError:
+    try:
+        return _load_artifact(Path(path), Path(root))
+    except LoadError as exc:
+        return exc
+
+
+def _load_artifact(path: Path, root: Path) -> ArtifactFile:
     shown = rel(path, root)
     loaded = load_file(path, shown)
     artifact, problems, gh = _typed(loaded, shown)

@@ -76,7 +76,7 @@ def _cases(art: ArtifactFile, prompt: PromptArtifact) -> tuple[list[tuple[dict[s
     cases: list[tuple[dict[str, Any], Any]] = []
     problems: list[Problem] = []
     for ref in prompt.evals:
-        path = (art.root / ref.path).resolve()
+        path = art.root / ref.path
         if not path.is_file():
             continue  # lint reports missing datasets
         try:
