@@ -29,7 +29,10 @@ from steps.render import render_messages, resolve_vars  # noqa: E402
 from steps.tokens import encoding, seed_tiktoken_cache  # noqa: E402
 from steps.validate import validate_paths  # noqa: E402
 
-WORDS = ["account", "billing", "refund", "invoice", "password", "login", "latency", "outage", "region", "cluster", "deploy", "rollback", "customer", "ticket", "escalate", "summary", "report", "weekly", "priority", "severity"]
+WORDS = [
+    "account", "billing", "refund", "invoice", "password", "login", "latency", "outage", "region", "cluster",
+    "deploy", "rollback", "customer", "ticket", "escalate", "summary", "report", "weekly", "priority", "severity",
+]
 
 
 def generate(root: Path, n: int) -> None:
