@@ -1,0 +1,155 @@
+"""Rollback: restore an artifact's earlier ConfigMap in one environment by a NEW commit.
+
+History is never rewritten: the target content is read from an older commit of
+the GitOps repo and committed again on top of the current head, so the
+rollback itself is audited like any promotion. Nothing else changes (no other
+ConfigMap, no baseline).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config.pipeline import PromptPipelineConfig
+from steps.configmaps import ArtifactConfigMap, LayoutError, parse_configmap
+from steps.gitops import Clone, GitEnv, GitError, PushRejected, publish, redact
+from steps.promote import (
+    author_of,
+    env_dir,
+    gitops_clone,
+    one_line,
+    read_environment,
+    write_environment_file,
+)
+
+
+class RollbackError(Exception):
+    """The rollback cannot be done (artifact not live, no such version, git failure)."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One earlier state of an artifact's ConfigMap: the GitOps commit and what it held."""
+
+    commit: str
+    configmap: ArtifactConfigMap
+    text: str
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback did. ``commit`` is None when the target was already live (no commit)."""
+
+    artifact_id: str
+    env: str
+    from_version: str = ""
+    from_hash: str = ""
+    to_version: str = ""
+    to_hash: str = ""
+    restored_from: str = ""
+    commit: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        """Return a one-paragraph summary for the terminal."""
+        if self.commit is None:
+            return (f"{self.artifact_id} in {self.env}: {self.to_version} {self.to_hash[:15]} is already "
+                    "live; nothing to do")
+        return (f"rolled back {self.artifact_id} in {self.env}: {self.from_version} {self.from_hash[:15]} -> "
+                f"{self.to_version} {self.to_hash[:15]} (content of {self.restored_from[:12]}), "
+                f"commit {self.commit}")
+
+
+def history(clone: Clone, rel: str) -> list[HistoryEntry]:
+    """Return every readable state of the ConfigMap file ``rel``, newest commit first."""
+    out = []
+    for sha in clone.log_file(rel):
+        text = clone.show(sha, rel)
+        if text is None:
+            continue  # the commit deleted the file
+        try:
+            out.append(HistoryEntry(sha, parse_configmap(text, f"{rel}@{sha[:12]}"), text))
+        except LayoutError:
+            continue
+    return out
+
+
+def pick_target(entries: list[HistoryEntry], current: ArtifactConfigMap, to: str | None) -> HistoryEntry:
+    """Return the history entry to restore.
+
+    Default: the newest state whose content differs from what is live (the
+    previous distinct content). ``to``: the newest state with that artifact
+    version, else the state at the GitOps commit whose sha starts with ``to``.
+    """
+    if to is None:
+        for e in entries:
+            if e.configmap.content_hash != current.content_hash:
+                return e
+        raise RollbackError(f"{current.artifact_id} has no earlier content to roll back to")
+    for e in entries:
+        if e.configmap.version == to:
+            return e
+    if re.fullmatch(r"[0-9a-fA-F]{4,40}", to):
+        for e in entries:
+            if e.commit.startswith(to.lower()):
+                return e
+    known = ", ".join(dict.fromkeys(f"{e.configmap.version} ({e.commit[:8]})" for e in entries))
+    raise RollbackError(f"{current.artifact_id} never held version or commit '{to}'; known: {known}")
+
+
+def rollback_message(cur: ArtifactConfigMap, target: HistoryEntry, env: str) -> str:
+    """Return the structured commit message of a rollback."""
+    t = target.configmap
+    trailers = [("Artifact", t.artifact_id), ("Artifact-Type", t.artifact_type), ("Version", t.version),
+                ("Content-Hash", t.content_hash), ("Environment", env),
+                ("Source-Revision", t.source_revision or "unknown"),
+                ("Rolled-Back-From", f"{cur.version} {cur.content_hash}"),
+                ("Restored-From-Commit", target.commit)]
+    subject = f"rollback({env}): {t.artifact_id} {t.version} {t.content_hash[:15]}"
+    return one_line(subject) + "\n\n" + "\n".join(f"{k}: {one_line(v)}" for k, v in trailers) + "\n"
+
+
+def rollback_artifact(artifact_id: str, *, env: str, config: PromptPipelineConfig, repo_root: Path,
+                      to: str | None = None, workdir: Path | None = None) -> RollbackResult:
+    """Return the RollbackResult of restoring ``artifact_id``'s earlier content in ``env`` by a new commit.
+
+    Raises RollbackError when the artifact is not live there, the target does
+    not exist, or git fails (message redacted). Retries on a concurrent push
+    like promotion does, recomputing the target on the new head.
+    """
+    if env not in config.promotion.chain:
+        raise RollbackError(f"unknown environment '{env}'; the chain is {', '.join(config.promotion.chain)}")
+    result = RollbackResult(artifact_id=artifact_id, env=env)
+
+    def apply(clone: Clone) -> bool:
+        live = read_environment(clone, config, env)
+        cur = live.get(artifact_id)
+        if cur is None:
+            raise RollbackError(f"{artifact_id} is not live in {env} (live: {', '.join(sorted(live)) or 'none'})")
+        rel = f"{env_dir(config, env)}/{cur.file}"
+        entries = history(clone, rel)
+        target = pick_target(entries, cur, to)
+        result.from_version, result.from_hash = cur.version, cur.content_hash
+        result.to_version, result.to_hash = target.configmap.version, target.configmap.content_hash
+        result.restored_from, result.commit = target.commit, None
+        result.history = [{"commit": e.commit, "version": e.configmap.version,
+                           "content_hash": e.configmap.content_hash} for e in entries]
+        if target.configmap.content_hash == cur.content_hash:
+            return False
+        paths, _ = write_environment_file(clone, config, env, cur.file, target.text)
+        result.commit = clone.commit_paths(paths, rollback_message(cur, target, env))
+        return result.commit is not None
+
+    with GitEnv(author_of(config)) as genv:
+        try:
+            with gitops_clone(config, repo_root, workdir, genv) as clone:
+                publish(clone, config.gitops.max_push_attempts, apply)
+        except PushRejected as exc:
+            raise RollbackError(f"push still rejected after {config.gitops.max_push_attempts} attempts: "
+                                f"{exc}") from None
+        except (GitError, LayoutError, OSError) as exc:
+            raise RollbackError(redact(str(exc))) from None
+    return result

@@ -1,0 +1,105 @@
+"""The promote / rollback / status click commands, end to end on a real local GitOps repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from steps.contracts import to_wire
+from tests.steps.promote_helpers import commit_count, live_content, make_config, run_for, write_prompt
+from workflows.cli_promote import promote_cmd, rollback_cmd, status_cmd
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A source repo with config/pipeline.yaml pointing at a GitOps repo under it (relative URL)."""
+    src = tmp_path / "src"
+    (src / "config").mkdir(parents=True)
+    cfg = make_config(tmp_path, chain=["dev", "staging"],
+                      environments={"staging": {"manual_approval": True}}).model_dump()
+    cfg["gitops"]["repo_url"] = ".promptci/gitops.git"  # the default layout: relative to the repo root
+    cfg["store"]["root"] = ".promptci/store"
+    (src / "config" / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    return src
+
+
+def _write_run(repo: Path, aid: str, version: str) -> list[str]:
+    write_prompt(repo, aid, version, note="Say {{ not_argo }} literally.")
+    run = run_for(repo, aid)
+    (repo / "results.json").write_text(to_wire(list(run.results)))  # type: ignore[arg-type]
+    (repo / "planned.json").write_text(to_wire(list(run.planned)))  # type: ignore[arg-type]
+    return ["--results", str(repo / "results.json"), "--planned", str(repo / "planned.json"),
+            "--repo-root", str(repo)]
+
+
+def _invoke(cmd, args: list[str]):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cmd, args, catch_exceptions=False)
+
+
+def test_promote_rollback_status_round_trip(repo: Path) -> None:
+    common = _write_run(repo, "support-reply", "1.0.0")
+    res = _invoke(promote_cmd, ["--env", "dev", *common, "--run-id", "r1", "--source-timestamp", "100"])
+    assert res.exit_code == 0, res.output
+    assert "promoted      support-reply 1.0.0" in res.output
+    assert (repo / ".promptci/gitops.git").is_dir()  # created on first use
+    config = make_config(repo.parent)
+    config.gitops.repo_url = str(repo / ".promptci/gitops.git")  # the same repo, as an absolute path
+    assert "{{ not_argo }}" in live_content(config, "dev", "support-reply")  # text stays data
+    assert (repo / ".promptci/store/baselines/dev/support-reply/golden.json").exists()
+
+    common = _write_run(repo, "support-reply", "1.1.0")
+    dry = _invoke(promote_cmd, ["--env", "dev", *common, "--dry-run", "--source-timestamp", "200"])
+    assert dry.exit_code == 0 and "+  version: 1.1.0" in dry.output
+    assert commit_count(config) == 2
+    assert _invoke(promote_cmd, ["--env", "dev", *common, "--source-timestamp", "200"]).exit_code == 0
+
+    status = _invoke(status_cmd, ["--repo-root", str(repo), "--format", "json"])
+    data = json.loads(status.output)
+    assert data["environments"] == ["dev", "staging"]
+    assert data["artifacts"]["support-reply"]["dev"]["version"] == "1.1.0"
+    assert data["artifacts"]["support-reply"]["staging"] is None
+
+    rb = _invoke(rollback_cmd, ["support-reply", "--env", "dev", "--repo-root", str(repo)])
+    assert rb.exit_code == 0, rb.output
+    assert "rolled back support-reply in dev: 1.1.0" in rb.output
+    table = _invoke(status_cmd, ["--repo-root", str(repo)])
+    assert table.exit_code == 0
+    row = next(line for line in table.output.splitlines() if "support-reply" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[0] == "support-reply" and cells[1].startswith("1.0.0 sha256:") and cells[2] == "-"
+
+
+def test_promote_needs_approve_flag_where_configured(repo: Path) -> None:
+    common = _write_run(repo, "a", "1.0.0")
+    assert _invoke(promote_cmd, ["--env", "dev", *common]).exit_code == 0
+    refused = _invoke(promote_cmd, ["--env", "staging", *common, "--format", "json"])
+    assert refused.exit_code == 1
+    report = json.loads(refused.output)
+    assert report["ok"] is False
+    assert report["outcomes"][0]["refusals"][0]["gate"] == "approval"
+    approved = _invoke(promote_cmd, ["--env", "staging", *common, "--approve"])
+    assert approved.exit_code == 0, approved.output
+
+
+def test_bad_results_file_names_file_and_field(repo: Path) -> None:
+    common = _write_run(repo, "a", "1.0.0")
+    (repo / "results.json").write_text('[\n  {"artifact_id": "a", "status": "great"}\n]\n')
+    res = CliRunner().invoke(promote_cmd, ["--env", "dev", *common])
+    assert res.exit_code == 1  # click.ClickException
+    assert f"{repo / 'results.json'}:2:" in res.output and "[0].status" in res.output
+
+
+def test_rollback_unknown_artifact_fails_cleanly(repo: Path) -> None:
+    res = CliRunner().invoke(rollback_cmd, ["ghost", "--env", "dev", "--repo-root", str(repo)])
+    assert res.exit_code == 1
+    assert "ghost is not live in dev" in res.output
+
+
+def test_status_before_any_promotion(repo: Path) -> None:
+    res = _invoke(status_cmd, ["--repo-root", str(repo)])
+    assert res.exit_code == 0 and "nothing promoted yet" in res.output
+    assert not (repo / ".promptci/gitops.git").exists()
