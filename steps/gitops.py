@@ -138,7 +138,9 @@ class GitEnv:
     def run(self, args: Sequence[str], cwd: Path | None = None, *, input: bytes | None = None,
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Return the finished ``git args`` process; raise GitError (redacted) when it fails and ``check``."""
-        cmd = ["git", "-c", "commit.gpgsign=false", "-c", "core.autocrlf=false", *args]
+        # An empty credential.helper resets any configured helper, so no helper can save the token.
+        cmd = ["git", "-c", "commit.gpgsign=false", "-c", "core.autocrlf=false", "-c", "credential.helper=",
+               *args]
         try:
             proc = subprocess.run(cmd, cwd=cwd, env=self.env, input=input, capture_output=True,
                                   timeout=GIT_TIMEOUT, check=False)

@@ -1,0 +1,108 @@
+"""ConfigMap / kustomization rendering: DNS-safe names, exact content round trip, determinism."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from steps.configmaps import (
+    ArtifactConfigMap,
+    LayoutError,
+    configmap_name,
+    data_key,
+    label_value,
+    parse_configmap,
+    render_kustomization,
+)
+
+RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def cm(content: str, aid: str = "support-reply") -> ArtifactConfigMap:
+    return ArtifactConfigMap(artifact_id=aid, artifact_type="prompt", file_name=f"prompts/{aid}.yaml",
+                             content=content, version="1.2.0", content_hash="sha256:" + "ab" * 32,
+                             source_revision="c0ffee", source_timestamp=1_700_000_000,
+                             eval_summary={"run": "r1", "datasets": {"golden": {"pass_rate": 0.95}}},
+                             namespace="genai")
+
+
+def test_name_is_derived_from_type_and_id() -> None:
+    assert configmap_name("prompt", "support-reply") == "promptci-prompt-support-reply"
+    assert configmap_name("guardrail-policy", "pii.v2") == "promptci-guardrail-policy-pii.v2"
+
+
+@pytest.mark.parametrize("aid", ["Support_Reply", "a_b", "x" * 300, "a..b", "-lead"])
+def test_names_are_rfc1123_and_distinct(aid: str) -> None:
+    name = configmap_name("prompt", aid)
+    assert RFC1123.match(name) and len(name) <= 253
+    assert name != configmap_name("prompt", aid + "z")
+
+
+def test_sanitised_ids_that_collide_textually_get_different_names() -> None:
+    assert configmap_name("prompt", "a_b") != configmap_name("prompt", "a-b")
+    assert configmap_name("prompt", "x" * 300) != configmap_name("prompt", "x" * 301)
+
+
+@pytest.mark.parametrize("content", [
+    "kind: prompt\nid: x\n",
+    "line with trailing spaces   \n\ttabbed\n",
+    "no trailing newline",
+    "  leading indent\nthen {{ var }} and {{{{ weird }}}}\nünïcödé ✓\n",
+    "windows\r\nline endings\r\n",
+    "'quotes' \"double\" # not a comment\n---\n...\n",
+])
+def test_content_round_trips_exactly(content: str) -> None:
+    text = cm(content).render()
+    doc = yaml.safe_load(text)
+    assert doc["data"]["support-reply.yaml"] == content
+    # Read back, the file name is the data key (the base name).
+    assert parse_configmap(text) == replace(cm(content), file_name="support-reply.yaml")
+
+
+def test_manifest_shape_labels_and_metadata_keys() -> None:
+    doc = yaml.safe_load(cm("a: 1\n").render())
+    assert (doc["apiVersion"], doc["kind"]) == ("v1", "ConfigMap")
+    assert doc["metadata"]["name"] == "promptci-prompt-support-reply"
+    assert doc["metadata"]["namespace"] == "genai"
+    assert doc["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "promptci",
+                                         "promptci.dev/artifact-type": "prompt",
+                                         "promptci.dev/artifact-id": "support-reply"}
+    data = doc["data"]
+    assert data["version"] == "1.2.0" and data["content-hash"].startswith("sha256:")
+    assert data["source-revision"] == "c0ffee"
+    assert data["eval-summary"] == '{"datasets":{"golden":{"pass_rate":0.95}},"run":"r1"}'
+    assert all(isinstance(v, str) for v in data.values())  # ConfigMap data must be strings
+
+
+def test_rendering_is_deterministic() -> None:
+    assert cm("x: 1\n").render() == cm("x: 1\n").render()
+    assert render_kustomization(["b.yaml", "a.yaml", "b.yaml"], "dev") == render_kustomization(
+        ["a.yaml", "b.yaml"], "dev")
+
+
+def test_kustomization_lists_sorted_unique_resources() -> None:
+    doc = yaml.safe_load(render_kustomization(["z.yaml", "a.yaml", "a.yaml"], "prod", "genai"))
+    assert doc == {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                   "metadata": {"name": "promptci-prod"}, "namespace": "genai",
+                   "resources": ["a.yaml", "z.yaml"]}
+
+
+def test_label_values_are_valid() -> None:
+    assert label_value("support-reply") == "support-reply"
+    long = label_value("x" * 100)
+    assert len(long) <= 63 and re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", long)
+
+
+def test_bad_data_keys_and_foreign_files_are_rejected() -> None:
+    assert data_key("prompts/a.prompt.yml") == "a.prompt.yml"
+    with pytest.raises(LayoutError, match="cannot be a ConfigMap data key"):
+        data_key("prompts/sp ace.yaml")
+    with pytest.raises(LayoutError, match="reserved"):
+        data_key("prompts/version")
+    with pytest.raises(LayoutError, match="not a ConfigMap"):
+        parse_configmap("kind: Secret\n", "x.yaml")
+    with pytest.raises(LayoutError, match="not a promptci ConfigMap"):
+        parse_configmap("kind: ConfigMap\nmetadata: {name: x}\ndata: {}\n", "x.yaml")
