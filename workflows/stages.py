@@ -177,8 +177,7 @@ def eval_branch(
     reports.mkdir(parents=True, exist_ok=True)
     try:
         from steps.eval import run_branch
-
-        from steps.store import open_store  # type: ignore[attr-defined,unused-ignore]  # lands with eval
+        from steps.s3store import open_store
 
         outcome = run_branch(parsed, repo_root=root, run_id=run_id(),
                                            target_env=target_environment or None, config=config,
@@ -211,7 +210,7 @@ def promote(
     """
     from steps.contracts import BranchResult, EvalItem
     from steps.promote import promote_run
-    from steps.store import open_store  # type: ignore[attr-defined,unused-ignore]  # lands with eval
+    from steps.s3store import open_store
 
     root = repo_root()
     config = load_config(root)

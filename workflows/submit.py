@@ -1,0 +1,329 @@
+"""``python workflows/submit.py``: dump, lint, register, submit or run the promptci pipelines.
+
+Built on click. With no command and no Argo server configured (``ARGO_SERVER`` unset) it
+runs the pipelines locally, like ``run``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import os  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+import yaml  # noqa: E402
+
+from config.artifacts import ArtifactType  # noqa: E402
+from config.pipeline import ConfigError  # noqa: E402
+from config.problems import Problem, has_errors, render  # noqa: E402
+
+TYPES = [t.value for t in ArtifactType]
+
+
+def _fail(lines: Iterable[str], code: int = 1) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _settings(config_path: str | None) -> Any:
+    from workflows.templates import PipelineSettings
+
+    try:
+        return PipelineSettings.load(config_path)
+    except ConfigError as exc:
+        _fail(p.format() for p in exc.problems)
+
+
+def _parse_params(values: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{v}' is not key=value", param_hint="-p")
+        out[key.strip()] = value
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def to_yaml(doc: Any) -> str:
+    """Return the stable YAML form every dumped manifest uses (key order as built, block style)."""
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
+
+
+def dump_manifests(out: Path, settings: Any) -> list[Path]:
+    """Write every WorkflowTemplate (and the Argo Events manifests when available) to ``out``.
+
+    Returns the written files, sorted. One document per file, named ``<name>.yaml``
+    (events: ``<kind>-<name>.yaml``), written atomically.
+    """
+    from workflows.templates import compile_templates
+
+    files: list[tuple[str, Any]] = [(f"{m['metadata']['name']}.yaml", m) for m in compile_templates(settings)]
+    try:
+        from workflows import events
+    except ImportError:  # the events module is optional until integration
+        events = None  # type: ignore[assignment,unused-ignore]
+    if events is not None:
+        for doc in events.build_event_manifests(settings.pipeline):
+            files.append((f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml", doc))
+    written = []
+    for name, doc in files:
+        _atomic_write(out / name, to_yaml(doc))
+        written.append(out / name)
+    return sorted(written)
+
+
+def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
+    """Return the problems of every Argo manifest in the given files/directories."""
+    from config.yamlio import LoadError, parse_text
+    from workflows.argo_lint import lint_manifest
+
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(x for x in p.rglob("*") if x.suffix in {".yaml", ".yml"}) if p.is_dir() else [p]
+    problems: list[Problem] = []
+    for f in files:
+        text = f.read_text()
+        for i, chunk in enumerate(text.split("\n---\n")):
+            if not chunk.strip():
+                continue
+            try:
+                loaded = parse_text(chunk, f"{f}" if i == 0 else f"{f}#{i}")
+            except LoadError as exc:
+                problems += exc.problems
+                continue
+            doc = loaded.data
+            if isinstance(doc, dict) and doc.get("apiVersion", "").startswith("argoproj.io/") \
+                    and doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}:
+                problems += lint_manifest(doc, loaded=loaded, schema=schema)
+    return problems
+
+
+def _target(host: str | None, namespace: str | None, token: str | None, insecure: bool) -> Any:
+    from workflows.argo_client import ArgoConfigError, ArgoTarget
+
+    try:
+        return ArgoTarget.resolve(host, namespace, token, True if insecure else None)
+    except ArgoConfigError as exc:
+        _fail([str(exc)], 2)
+
+
+def _argo_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed([
+        click.option("--argo-server", "host", help="Argo Server URL [env ARGO_SERVER]"),
+        click.option("--namespace", "-n", help="namespace [env ARGO_NAMESPACE, default argo]"),
+        click.option("--token", help="bearer token [env ARGO_TOKEN]; prefer the env var, it is never printed"),
+        click.option("--insecure-skip-verify", "insecure", is_flag=True,
+                     help="do not verify the server's TLS certificate [env ARGO_INSECURE_SKIP_VERIFY]"),
+    ]):
+        f = opt(f)
+    return f
+
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             help="pipeline config (default: config/pipeline.yaml)")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """promptci pipelines: dump, lint, register and submit the Argo WorkflowTemplates, or run them locally.
+
+    With no command and no Argo server configured (ARGO_SERVER unset), runs the pipelines locally.
+    """
+    if ctx.invoked_subcommand is None:
+        if os.environ.get("ARGO_SERVER"):
+            click.echo(ctx.get_help())
+            click.echo("\nARGO_SERVER is set: choose `submit` (on Argo) or `run` (locally).", err=True)
+            ctx.exit(2)
+        ctx.invoke(run_cmd)
+
+
+@cli.command("dump")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="directory to write the manifests to")
+@config_option
+def dump_cmd(out: Path, config_path: str | None) -> None:
+    """Write every WorkflowTemplate (one YAML file each, stable order and form) to --out."""
+    for path in dump_manifests(out, _settings(config_path)):
+        click.echo(str(path))
+
+
+@cli.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--schema", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default ../shared/schemas]")
+@config_option
+def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | None) -> None:
+    """Check templates offline like `argo lint`: references, cycles, names, variables, parameters, schema.
+
+    Without PATHS, lints the templates as compiled from the code.
+    """
+    from workflows.argo_lint import find_schema, lint_manifest
+    from workflows.templates import compile_templates
+
+    if schema is None and find_schema() is None:
+        click.echo("lint: no Argo schema found; schema check skipped (pass --schema)", err=True)
+    if paths:
+        problems = lint_files(paths, schema)
+    else:
+        problems = [p for m in compile_templates(_settings(config_path)) for p in lint_manifest(m, schema=schema)]
+    if problems:
+        click.echo(render(problems))
+    if has_errors(problems):
+        sys.exit(1)
+    click.echo("lint: ok")
+
+
+@cli.command("register")
+@_argo_options
+@config_option
+def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
+                 config_path: str | None) -> None:
+    """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
+    from hera.exceptions import HeraException
+
+    from workflows.argo_client import register_templates
+    from workflows.argo_lint import lint_manifest
+    from workflows.templates import compile_templates
+
+    target = _target(host, namespace, token, insecure)
+    manifests = compile_templates(_settings(config_path))
+    problems = [p for m in manifests for p in lint_manifest(m)]
+    if has_errors(problems):
+        _fail([render(problems), "register: not registering templates that fail lint"])
+    try:
+        for name, action in register_templates(target, manifests):
+            click.echo(f"{action} WorkflowTemplate {target.namespace}/{name}")
+    except (HeraException, OSError) as exc:
+        _fail([f"register: {type(exc).__name__}: {exc}"])
+
+
+@cli.command("submit")
+@click.argument("artifact_type", type=click.Choice(TYPES))
+@click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
+@click.option("--wait", is_flag=True, help="follow the workflow; exit non-zero unless it succeeded")
+@click.option("--timeout", default=3600, show_default=True, help="seconds to wait with --wait")
+@click.option("--interval", default=5.0, show_default=True, help="poll interval with --wait")
+@_argo_options
+@config_option
+def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout: int, interval: float,
+               host: str | None, namespace: str | None, token: str | None, insecure: bool,
+               config_path: str | None) -> None:
+    """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
+    from hera.exceptions import HeraException
+
+    from workflows.argo_client import submit_workflow, wait_for
+    from workflows.templates import build_template
+
+    target = _target(host, namespace, token, insecure)
+    values = _parse_params(params)
+    manifest = build_template(ArtifactType(artifact_type), _settings(config_path)).to_dict()
+    declared = [p["name"] for p in manifest["spec"]["arguments"]["parameters"]]
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise click.BadParameter(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(declared)}",
+                                 param_hint="-p")
+    try:
+        name = submit_workflow(target, manifest["metadata"]["name"], values,
+                               labels={"promptci.dev/artifact-type": artifact_type})
+        click.echo(f"submitted {target.namespace}/{name}")
+        click.echo(target.ui_link(name))
+        if not wait:
+            return
+        phase = wait_for(target, name, timeout=timeout, interval=interval,
+                         on_phase=lambda p: click.echo(f"  {name}: {p}", err=True))
+    except (HeraException, OSError) as exc:
+        _fail([f"submit: {type(exc).__name__}: {exc}"])
+    click.echo(f"{name}: {phase}")
+    if phase != "Succeeded":
+        sys.exit(1)
+
+
+@cli.command("run")
+@click.argument("artifact_types", nargs=-1, type=click.Choice(TYPES))
+@click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
+@click.option("--approve", is_flag=True, help="approve manual-approval gates (locally a suspend never waits)")
+@click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
+@click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
+@click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+              help="the source checkout (default: current directory)")
+@config_option
+def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
+            parallelism: int | None = None, run_id: str | None = None, repo: Path = Path("."),
+            config_path: str | None = None) -> None:
+    """Run pipelines locally by executing the compiled WorkflowTemplate(s).
+
+    Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
+    """
+    from workflows.local_runner import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
+    from workflows.progress import print_summary
+    from workflows.templates import build_template
+
+    settings = _settings(config_path)
+    values = _parse_params(params)
+    root = repo.resolve()
+    chosen = list(artifact_types) or [t for t in TYPES if (root / settings.pipeline.artifact_dirs.get(
+        t, ArtifactType(t).default_dir)).exists()]
+    if not chosen:
+        _fail([f"run: no artifact directories found in {root}"])
+    env = dict(os.environ)
+    if config_path:
+        env["PROMPTCI_CONFIG"] = str(Path(config_path).resolve())
+    failed = []
+    for i, t in enumerate(chosen):
+        manifest = build_template(ArtifactType(t), settings).to_dict()
+        rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
+        try:
+            result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
+                                  approve=approve, parallelism=parallelism, progress=True, env=env)
+        except (RunError, UnsupportedFeature) as exc:
+            _fail([f"run: {exc}"])
+        note = record_metrics(manifest, result)
+        print_summary(result)
+        if note:
+            click.echo(note, err=True)
+        if not result.ok:
+            failed.append(t)
+        if i + 1 < len(chosen):
+            click.echo()
+    if failed:
+        sys.exit(1)
+
+
+def _mount_optional_commands() -> None:
+    """Add other teams' commands when their modules are present (made unconditional at integration)."""
+    try:
+        from workflows import cli_promote  # type: ignore[attr-defined,unused-ignore]
+
+        for name in ("rollback", "status", "promote"):
+            cli.add_command(getattr(cli_promote, name))
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from workflows import cli_serve  # type: ignore[attr-defined,unused-ignore]
+
+        cli.add_command(cli_serve.serve)
+    except (ImportError, AttributeError):
+        pass
+
+
+_mount_optional_commands()
+
+if __name__ == "__main__":
+    cli()
