@@ -31,7 +31,6 @@ from workflows.trigger_filter import push_filter
 API_VERSION = "argoproj.io/v1alpha1"
 WEBHOOK_SECRET = "promptci-webhook-secrets"
 SENSOR_SERVICE_ACCOUNT = "promptci-sensor"
-STEPS_SERVICE_ACCOUNT = "promptci-steps"
 SENSOR_NAME = "promptci-push"
 # Workflow parameters in the order the triggered Workflow lists them; trigger
 # parameter ``dest`` paths index into this list.
@@ -141,7 +140,6 @@ def _workflow(artifact_type: ArtifactType, directory: str, host: GitHost, target
                      "labels": {"promptci.dev/artifact-type": artifact_type.value,
                                 "promptci.dev/trigger": host.key}},
         "spec": {"workflowTemplateRef": {"name": f"promptci-{artifact_type.value}"},
-                 "serviceAccountName": STEPS_SERVICE_ACCOUNT,
                  "arguments": {"parameters": [{"name": n, "value": defaults[n]}
                                               for n in WORKFLOW_PARAMETERS]}},
     }
