@@ -10,6 +10,7 @@ is routed to a dead local proxy unless the user configured a proxy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -203,10 +204,21 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
     return ProcessResult(proc.returncode, duration, timed_out, stdout[-TAIL:], stderr[-TAIL:])
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group of ``proc`` (it leads its own session) and reap it."""
-    try:
+def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGKILL the process group of ``proc`` (it leads its own session), reap it, and wait for the group to go.
+
+    Children orphaned by the kill are reaped by init; waiting (bounded) for the
+    group to empty means no promptfoo worker outlives the branch.
+    """
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.05)
