@@ -320,7 +320,7 @@ def publish(clone: Clone, max_attempts: int, apply: Callable[[Clone], bool]) -> 
     PushRejected after ``max_attempts`` rejections, GitError on other failures.
     """
     retrying = Retrying(stop=stop_after_attempt(max_attempts),
-                        wait=wait_random_exponential(multiplier=0.2, max=5),
+                        wait=wait_random_exponential(multiplier=0.5, max=8),
                         retry=retry_if_exception_type(PushRejected), reraise=True)
     attempts = 0
     for attempt in retrying:

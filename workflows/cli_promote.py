@@ -2,12 +2,13 @@
 
 Module-level ``click.Command`` objects, mounted on the ``workflows/submit.py``
 group by the lead (``cli.add_command(promote_cmd)`` etc.). Exit codes: 0 done,
-1 refused or failed (nothing promoted / rolled back), 2 bad input.
+1 refused or failed (nothing promoted / rolled back), 2 bad input (config, results file).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +18,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-import steps.store as store_mod
 from config.pipeline import ConfigError, PromptPipelineConfig, load_pipeline_config
 from config.problems import render
 from config.validation import problems_from_error
@@ -26,9 +26,16 @@ from steps.contracts import BranchResult, EvalItem
 from steps.env_status import StatusError, environment_status
 from steps.promote import promote_run
 from steps.rollback import RollbackError, rollback_artifact
-from steps.store import ArtifactStore, LocalStore
+from steps.s3store import open_store
+from steps.store import ArtifactStore, LocalStore, StoreError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class BadInput(click.ClickException):
+    """Bad config or input file: printed one line per problem, exit code 2."""
+
+    exit_code = 2
 
 
 def _load_config(path: Path | None, repo_root: Path) -> PromptPipelineConfig:
@@ -39,7 +46,7 @@ def _load_config(path: Path | None, repo_root: Path) -> PromptPipelineConfig:
     try:
         return load_pipeline_config(path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def _load_records(path: Path, model: type[M]) -> list[M]:
@@ -47,24 +54,22 @@ def _load_records(path: Path, model: type[M]) -> list[M]:
     try:
         loaded = load_file(path)
     except LoadError as exc:
-        raise click.ClickException(render(exc.problems)) from None
+        raise BadInput(render(exc.problems)) from None
     try:
         return TypeAdapter(list[model]).validate_python(loaded.data)  # type: ignore[valid-type]
     except ValidationError as exc:
-        raise click.ClickException(render(problems_from_error(loaded, exc))) from None
+        raise BadInput(render(problems_from_error(loaded, exc))) from None
 
 
 def make_store(config: PromptPipelineConfig, repo_root: Path) -> ArtifactStore:
-    """Return the artifact store the config names (a local directory is relative to the repo root)."""
-    if config.store.kind == "local":
-        root = Path(config.store.root)
+    """Return the artifact store the config names; a relative local root is relative to the repo root."""
+    root = Path(os.environ.get("PROMPTCI_STORE_ROOT", config.store.root))
+    if os.environ.get("PROMPTCI_STORE_KIND", config.store.kind) == "local":
         return LocalStore(root if root.is_absolute() else repo_root / root)
-    s3 = getattr(store_mod, "S3Store", None)
-    if s3 is None:
-        raise click.ClickException("store.kind 's3' is configured but this build has no S3 store")
-    store: ArtifactStore = s3(bucket=config.store.bucket, prefix=config.store.prefix,
-                              endpoint_url=config.store.endpoint_url, region=config.store.region)
-    return store
+    try:
+        return open_store(config.store)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from None
 
 
 _repo_root = click.option("--repo-root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),

@@ -143,3 +143,16 @@ def test_stale_push_raises_push_rejected(tmp_path: Path) -> None:
         with pytest.raises(PushRejected):
             second.push()
         assert first.commit_paths(["f"], "no change") is None  # nothing staged -> no empty commit
+
+
+def test_empty_remote_without_the_branch_gets_it_on_first_push(tmp_path: Path) -> None:
+    remote = tmp_path / "empty.git"
+    with GitEnv(AUTHOR) as genv:
+        genv.run(["init", "--bare", "--quiet", str(remote)])
+        clone = Clone.create(str(remote), "gitops", tmp_path / "c", genv)
+        assert clone.head() is None and clone.remote_head() is None
+        clone.reset_to_remote()
+        (clone.dir / "f").write_text("x")
+        sha = clone.commit_paths(["f"], "first")
+        clone.push()
+        assert genv.run(["rev-parse", "gitops"], cwd=remote).stdout.decode().strip() == sha

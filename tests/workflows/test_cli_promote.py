@@ -89,7 +89,7 @@ def test_bad_results_file_names_file_and_field(repo: Path) -> None:
     common = _write_run(repo, "a", "1.0.0")
     (repo / "results.json").write_text('[\n  {"artifact_id": "a", "status": "great"}\n]\n')
     res = CliRunner().invoke(promote_cmd, ["--env", "dev", *common])
-    assert res.exit_code == 1  # click.ClickException
+    assert res.exit_code == 2
     assert f"{repo / 'results.json'}:2:" in res.output and "[0].status" in res.output
 
 
