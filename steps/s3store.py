@@ -38,17 +38,17 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
-# tenacity does the retrying (botocore's own retries are off so attempts are not multiplied).
-_retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(ATTEMPTS),
-                  wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
 
 
 class S3Store:
     """An ``ArtifactStore`` in one bucket under an optional key prefix."""
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 region: str | None = None, client: Any = None):
+                 region: str | None = None, client: Any = None, attempts: int = ATTEMPTS):
         self.bucket = bucket
+        # tenacity does the retrying (botocore's own retries are off so attempts are not multiplied).
+        self._retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
+                               wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.client = client or boto3.client(
@@ -58,7 +58,7 @@ class S3Store:
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         try:
-            return _retrying(fn)()
+            return self._retrying(fn)()
         except (BotoCoreError, ClientError) as exc:
             raise StoreError(f"cannot {what} s3://{self.bucket}/{self.prefix}{key}: {exc}") from exc
 

@@ -226,3 +226,51 @@ def test_live_provider_without_a_key_is_an_error_not_a_leak(env, monkeypatch):
 
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("process groups are POSIX", allow_module_level=True)
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="promptci")
+    yield url
+    server.stop()
+
+
+def test_branch_writes_everything_to_s3(env, s3):
+    from steps.s3store import S3Store
+
+    item = make_repo(env["repo"])
+    for n in NAMES:
+        record(env["repo"], n, GOOD.format(name=n))
+    store = S3Store("promptci", "ci/", endpoint_url=s3, region="us-east-1")
+    res = run_branch(item, repo_root=env["repo"], run_id="s3run", target_env=None, config=config(),
+                     store=store, work_dir=env["work"], no_cache=False)
+    assert res.status == "passed", res.reasons
+    assert store.list_keys("runs/s3run/") == sorted(
+        run_key("s3run", "greeter", "golden", n)
+        for n in ("result.json", "results.json", "report.html", "junit.xml", "diff.md", "diff.html"))
+
+
+def test_an_unreachable_store_makes_the_branch_an_error(env, monkeypatch):
+    import socket
+
+    from steps.s3store import S3Store
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    item = make_repo(env["repo"])
+    store = S3Store("promptci", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1", attempts=2)
+    res = run_branch(item, repo_root=env["repo"], run_id="r", target_env=None, config=config(), store=store,
+                     work_dir=env["work"])
+    assert res.status == "error" and "artifact store (s3://promptci/" in res.reasons[0]
