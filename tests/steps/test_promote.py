@@ -381,3 +381,28 @@ def test_no_secret_in_commits_logs_or_git_config(tmp: Path, monkeypatch: pytest.
     for f in tmp.rglob("*"):
         if f.is_file():
             assert token.encode() not in f.read_bytes(), f
+
+
+def _promote_version(args: tuple[str, str, int]) -> tuple[bool, str, str]:
+    tmp, src, ts = Path(args[0]), args[1], args[2]
+    config = make_config(tmp)
+    run = run_for(tmp / src, "shared")
+    report = promote_run(run.results, run.planned, env="dev", repo_root=tmp / src, run_id=src, config=config,
+                         store=store_of(config), source_revision=f"{ts:040d}", source_timestamp=ts)
+    return report.ok, report.outcomes[0].status, report.render()
+
+
+def test_concurrent_promotions_of_one_artifact_end_with_the_newer_revision(tmp: Path) -> None:
+    write_prompt(tmp / "old", "shared", "1.0.0")
+    write_prompt(tmp / "new", "shared", "2.0.0")
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        (_, old_status, old_text), (new_ok, _, new_text) = pool.map(
+            _promote_version, [(str(tmp), "old", 1000), (str(tmp), "new", 2000)])
+
+    assert new_ok, new_text
+    assert "version: 2.0.0" in live_content(make_config(tmp), "dev", "shared")
+    # The older one either lost the race outright, or landed first and was then superseded.
+    assert old_status in ("refused", "promoted")
+    if old_status == "refused":
+        assert "[newer-source]" in old_text and "the newer source revision wins" in old_text
