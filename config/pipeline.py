@@ -102,7 +102,8 @@ class GitOpsConfig(_Strict):
     namespace: str = "default"
     author_name: str = "promptci"
     author_email: str = "promptci@localhost"
-    max_push_attempts: int = Field(default=8, ge=1, le=50)
+    max_push_attempts: int = Field(default=20, ge=1, le=100,
+                                   description="push retries; with N promoters racing, the last may need N")
 
 
 class StoreConfig(_Strict):
