@@ -1,0 +1,153 @@
+"""register/submit against a fake Argo Server on 127.0.0.1: method, path, bearer token, schema-valid body."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from workflows.argo_lint import SHARED_SCHEMA, schema_problems
+from workflows.submit import cli
+
+TOKEN = "s3cr3t-token-value"
+
+
+class FakeArgo:
+    """Records every request; answers like the Argo Server API."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.phases = ["Running", "Running", "Succeeded"]
+
+
+@pytest.fixture
+def argo() -> Iterator[tuple[FakeArgo, str]]:
+    state = FakeArgo()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _reply(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            state.requests.append((self.command, self.path, dict(self.headers), body))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return self._reply(401, {"code": 16, "message": "token not valid"})
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[:3] == ["api", "v1", "workflow-templates"]:
+                if self.command == "POST" and len(parts) == 4:
+                    name = body["template"]["metadata"]["name"]
+                    if name in state.templates:
+                        return self._reply(409, {"code": 6, "message": "already exists"})
+                    state.templates[name] = {**body["template"], "metadata": {
+                        **body["template"]["metadata"], "resourceVersion": "7"}}
+                    return self._reply(200, state.templates[name])
+                if self.command == "GET" and len(parts) == 5:
+                    return self._reply(200, state.templates[parts[4]])
+                if self.command == "PUT" and len(parts) == 5:
+                    state.templates[parts[4]] = body["template"]
+                    return self._reply(200, body["template"])
+            if parts[:3] == ["api", "v1", "workflows"]:
+                if self.command == "POST" and len(parts) == 4:
+                    wf = body["workflow"]
+                    wf["metadata"]["name"] = wf["metadata"]["generateName"] + "abcde"
+                    return self._reply(200, wf)
+                if self.command == "GET" and len(parts) == 5:
+                    phase = state.phases.pop(0) if len(state.phases) > 1 else state.phases[0]
+                    return self._reply(200, {"metadata": {"name": parts[4]}, "spec": {},
+                                             "status": {"phase": phase}})
+            return self._reply(404, {"code": 5, "message": "not found"})
+
+        do_GET = do_POST = do_PUT = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _env(url: str) -> dict[str, str]:
+    return {"ARGO_SERVER": url, "ARGO_NAMESPACE": "ci", "ARGO_TOKEN": TOKEN}
+
+
+def test_register_creates_then_updates_with_valid_templates(argo: tuple[FakeArgo, str]) -> None:
+    state, url = argo
+    first = CliRunner().invoke(cli, ["register"], env=_env(url))
+    assert first.exit_code == 0, first.output
+    assert first.output.count("created WorkflowTemplate ci/promptci-") == 4
+    posts = [r for r in state.requests if r[0] == "POST"]
+    assert {r[1] for r in posts} == {"/api/v1/workflow-templates/ci"}
+    for _, _, headers, body in posts:
+        assert headers["Authorization"] == f"Bearer {TOKEN}"
+        if SHARED_SCHEMA.is_file():
+            assert schema_problems(body["template"], SHARED_SCHEMA, "body") == []
+    state.requests.clear()
+    second = CliRunner().invoke(cli, ["register"], env=_env(url))
+    assert second.exit_code == 0, second.output
+    assert second.output.count("updated WorkflowTemplate ci/promptci-") == 4
+    puts = [r for r in state.requests if r[0] == "PUT"]
+    assert {r[1] for r in puts} == {f"/api/v1/workflow-templates/ci/promptci-{t}" for t in
+                                    ("prompt", "model-config", "rag-config", "guardrail-policy")}
+    assert all(r[3]["template"]["metadata"]["resourceVersion"] == "7" for r in puts)
+    assert TOKEN not in first.output + second.output
+
+
+def test_submit_prints_link_and_waits_for_the_result(argo: tuple[FakeArgo, str]) -> None:
+    state, url = argo
+    result = CliRunner().invoke(cli, ["submit", "prompt", "-p", "git-revision=abc123", "-p",
+                                      "repo-url=https://git.example/repo.git", "--wait", "--interval", "0.01"],
+                                env=_env(url))
+    assert result.exit_code == 0, result.output
+    assert f"{url}/workflows/ci/promptci-prompt-abcde" in result.output
+    method, path, headers, body = next(r for r in state.requests if r[0] == "POST")
+    assert (method, path) == ("POST", "/api/v1/workflows/ci")
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    wf = body["workflow"]
+    assert wf["spec"]["workflowTemplateRef"] == {"name": "promptci-prompt"}
+    assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {
+        "git-revision": "abc123", "repo-url": "https://git.example/repo.git"}
+    if SHARED_SCHEMA.is_file():
+        assert schema_problems({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", **wf},
+                               SHARED_SCHEMA, "body") == []
+    gets = [r for r in state.requests if r[0] == "GET"]
+    assert gets and all(r[1].startswith("/api/v1/workflows/ci/promptci-prompt-abcde") for r in gets)
+    assert TOKEN not in result.output
+
+
+def test_submit_wait_exits_non_zero_when_the_workflow_fails(argo: tuple[FakeArgo, str]) -> None:
+    state, url = argo
+    state.phases = ["Failed"]
+    result = CliRunner().invoke(cli, ["submit", "prompt", "-p", "repo-url=x", "--wait", "--interval", "0.01"],
+                                env=_env(url))
+    assert result.exit_code == 1 and "Failed" in result.output
+
+
+def test_bad_token_and_unknown_parameter_fail_cleanly(argo: tuple[FakeArgo, str]) -> None:
+    _, url = argo
+    bad = CliRunner().invoke(cli, ["register"], env={**_env(url), "ARGO_TOKEN": "wrong"})
+    assert bad.exit_code == 1 and "wrong" not in bad.output
+    unknown = CliRunner().invoke(cli, ["submit", "prompt", "-p", "nope=1"], env=_env(url))
+    assert unknown.exit_code == 2 and "unknown parameter" in unknown.output
+
+
+def test_no_server_configured_is_a_clear_error() -> None:
+    result = CliRunner().invoke(cli, ["register"], env={"ARGO_SERVER": ""})
+    assert result.exit_code == 2 and "ARGO_SERVER" in result.output
