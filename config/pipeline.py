@@ -115,6 +115,20 @@ class StoreConfig(_Strict):
     region: str | None = None
 
 
+class TriggersConfig(_Strict):
+    """Where pushes come from (Argo Events EventSources/Sensor and the local receiver)."""
+
+    branch: str = Field(default="main", description="the watched branch; other refs never trigger")
+    webhook_url: str = Field(default="https://promptci-events.example.com",
+                             description="public base URL the Git hosts post to")
+    github_owner: str = "example-org"
+    github_repositories: list[str] = Field(default_factory=lambda: ["prompts"])
+    gitlab_base_url: str = "https://gitlab.com"
+    gitlab_projects: list[str] = Field(default_factory=lambda: ["example-group/prompts"])
+    secret_name: str = Field(default="promptci-webhook-secrets",
+                             description="Kubernetes Secret holding the webhook secrets (keys github, gitlab, gitea)")
+
+
 class Overrides(_Strict):
     """Per-artifact settings. Every field is optional and replaces the default's value."""
 
@@ -167,6 +181,7 @@ class PromptPipelineConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     gitops: GitOpsConfig = Field(default_factory=GitOpsConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    triggers: TriggersConfig = Field(default_factory=TriggersConfig)
     artifact_dirs: dict[str, str] = Field(
         default_factory=lambda: {"prompt": "prompts", "model-config": "model-configs",
                                  "rag-config": "rag-configs", "guardrail-policy": "guardrails"},

@@ -23,14 +23,14 @@ from workflows.trigger_filter import FilterError, push_filter
                    "(the secret itself is never a flag).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pipeline config (default config/pipeline.yaml); gives each artifact type's directory.")
-@click.option("--branch", default="main", show_default=True, help="The watched branch.")
+@click.option("--branch", default=None, help="The watched branch (default: triggers.branch from the config).")
 @click.option("--target-environment", default=None,
               help="Environment runs promote to (default: the first of promotion.chain).")
 @click.option("--dry-run/--no-dry-run", default=False, show_default=True,
               help="Start runs with dry-run=true (evaluate, never promote).")
 @click.option("--max-body-bytes", type=click.IntRange(1), default=MAX_BODY_BYTES, show_default=True,
               help="Larger requests get 413.")
-def serve(host: str, port: int, secret_env: str, config_path: Path | None, branch: str,
+def serve(host: str, port: int, secret_env: str, config_path: Path | None, branch: str | None,
           target_environment: str | None, dry_run: bool, max_body_bytes: int) -> None:
     """Receive GitHub/GitLab/Gitea push webhooks and start local pipeline runs.
 
@@ -49,6 +49,7 @@ def serve(host: str, port: int, secret_env: str, config_path: Path | None, branc
         for p in exc.problems:
             click.echo(p.format(), err=True)
         sys.exit(1)
+    branch = branch or config.triggers.branch
     try:
         for directory in config.artifact_dirs.values():
             push_filter(directory, branch)

@@ -76,6 +76,14 @@ class TriggerSettings:
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/part-of": "promptci"})
 
 
+def trigger_settings(config: PromptPipelineConfig) -> TriggerSettings:
+    """Return the TriggerSettings that ``config.triggers`` describes."""
+    t = config.triggers
+    return TriggerSettings(branch=t.branch, webhook_url=t.webhook_url, github_owner=t.github_owner,
+                           github_repositories=tuple(t.github_repositories), gitlab_base_url=t.gitlab_base_url,
+                           gitlab_projects=tuple(t.gitlab_projects), secret_name=t.secret_name)
+
+
 def _meta(name: str, namespace: str, settings: TriggerSettings) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": dict(settings.labels)}
 
@@ -157,7 +165,7 @@ def build_sensor(config: PromptPipelineConfig, namespace: str = "argo",
     ``prompts/`` submits ``promptci-prompt`` and nothing else. Raises
     FilterError when a directory or the branch cannot be matched literally.
     """
-    s = settings or TriggerSettings()
+    s = settings or trigger_settings(config)
     target_env = config.promotion.chain[0]
     dependencies: list[dict[str, Any]] = []
     triggers: list[dict[str, Any]] = []
@@ -190,7 +198,11 @@ def build_sensor(config: PromptPipelineConfig, namespace: str = "argo",
 
 def build_event_manifests(config: PromptPipelineConfig, namespace: str = "argo",
                           settings: TriggerSettings | None = None) -> list[dict[str, Any]]:
-    """Return the EventSources (GitHub, GitLab, Gitea webhook) followed by the one Sensor."""
+    """Return the EventSources (GitHub, GitLab, Gitea webhook) followed by the one Sensor.
+
+    Cluster-specific values come from ``settings`` or else from ``config.triggers``.
+    """
+    settings = settings or trigger_settings(config)
     return [*build_event_sources(namespace, settings), build_sensor(config, namespace, settings)]
 
 
