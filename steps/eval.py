@@ -115,7 +115,8 @@ def _providers(art: PromptArtifact, mode: Mode, repo_root: Path) -> tuple[str, d
                 "params_key": pkey}
         target = {"id": f"file://{JS_PROVIDER}", "label": f"recorded:{canonical}",
                   "config": {**base, "role": "target"}}
-        grader = {"id": f"file://{JS_PROVIDER}", "label": "recorded-grader", "config": {**base, "role": "grader"}}
+        grader = {"id": f"file://{JS_PROVIDER}", "label": "recorded-grader",
+                  "config": {**base, "role": "grader"}}
         return canonical, target, grader, []
     try:
         target = live_provider(canonical, entry, art.parameters)
@@ -149,7 +150,8 @@ def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root
         resp = r.get("response") or {}
         by_test.setdefault(idx, []).append(
             {"error": resp["error"]} if resp.get("error") else
-            {"output": resp.get("output", ""), "tokenUsage": resp.get("tokenUsage", {}), "cost": r.get("cost", 0)})
+            {"output": resp.get("output", ""), "tokenUsage": resp.get("tokenUsage", {}),
+             "cost": r.get("cost", 0)})
     for t in prepared:
         write_recording(recordings_dir(repo_root), artifact_id, model=model, params=pkey,
                         prompt=promptfoo.messages_prompt(t.messages), messages=t.messages,
@@ -263,7 +265,8 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     except OSError as exc:
         raise BranchError(f"{item.path}: cannot read the artifact: {exc}") from exc
     if af.content_hash != item.content_hash:
-        raise BranchError(f"{item.path} changed since plan ({item.content_hash[:19]} → {af.content_hash[:19]})")
+        raise BranchError(f"{item.path} changed since plan "
+                          f"({item.content_hash[:19]} → {af.content_hash[:19]})")
     art = af.artifact
     if item.dataset == NO_GOLDEN_DATA:
         if isinstance(art, PromptArtifact):
@@ -274,8 +277,8 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
         raise BranchError(f"{af.rel_path}: {af.artifact_type.value} artifacts have no eval datasets "
                           f"(got dataset '{item.dataset}')")
     started = time.monotonic()
-    result, files, cached, key = _evaluate(item, af, art, th, repo_root=repo_root, store=store, work_dir=work_dir,
-                                      no_cache=no_cache)
+    result, files, cached, key = _evaluate(item, af, art, th, repo_root=repo_root, store=store,
+                                           work_dir=work_dir, no_cache=no_cache)
     env = target_env or "dev"
     raw_baseline = store.get_bytes(baseline_key(env, item.artifact_id, item.dataset))
     try:

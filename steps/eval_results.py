@@ -201,15 +201,16 @@ def parse_results(path: Path, *, artifact_id: str, dataset: str, content_hash: s
         group = grouped[idx]
         case = group[0].get("testCase") or {}
         meta = case.get("metadata") or {}
-        user_vars = meta.get("promptci_vars") if isinstance(meta.get("promptci_vars"), dict) else {}
+        raw_vars = meta.get("promptci_vars")
+        user_vars: dict[str, Any] = raw_vars if isinstance(raw_vars, dict) else {}
         description = str(case.get("description") or f"test {idx + 1}")
         runs = [_run(r, i) for i, r in enumerate(group)]
         for run in runs:
             usage = usage.add(run.tokens)
             cost += run.cost
             latencies.append(run.latency_ms)
-        tests.append(TestOutcome(index=idx, test_id=make_test_id(description, user_vars), description=description,
-                                 vars=user_vars, runs=runs))
+        tests.append(TestOutcome(index=idx, test_id=make_test_id(description, user_vars),
+                                 description=description, vars=user_vars, runs=runs))
     return EvalResult(artifact_id=artifact_id, dataset=dataset, content_hash=content_hash, model=model,
                       provider=provider, promptfoo_version=promptfoo_version, repeats=repeats, tests=tests,
                       token_usage=usage, cost=cost,
@@ -217,7 +218,10 @@ def parse_results(path: Path, *, artifact_id: str, dataset: str, content_hash: s
 
 
 def load_result(data: bytes, what: str) -> EvalResult:
-    """Return the EvalResult stored in ``data`` (a baseline or cache entry); raise ResultsError if malformed."""
+    """Return the EvalResult stored in ``data`` (a baseline or cache entry).
+
+    Raises ResultsError naming the first bad field when it is malformed.
+    """
     try:
         return EvalResult.model_validate_json(data)
     except ValidationError as exc:

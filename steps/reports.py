@@ -39,7 +39,8 @@ def _first_output(t: TestOutcome | None) -> str:
     return t.runs[0].output if t and t.runs else ""
 
 
-def _pairs(candidate: EvalResult, baseline: EvalResult | None) -> list[tuple[TestOutcome, TestOutcome | None]]:
+def _pairs(candidate: EvalResult, baseline: EvalResult | None
+           ) -> list[tuple[TestOutcome, TestOutcome | None]]:
     by_id = {t.test_id: t for t in baseline.tests} if baseline else {}
     return [(t, by_id.get(t.test_id)) for t in candidate.tests]
 
@@ -64,7 +65,8 @@ def diff_markdown(candidate: EvalResult, baseline: EvalResult | None, verdict: V
     lines += ["", f"Tokens: {candidate.token_usage.total} (prompt {candidate.token_usage.prompt}, completion "
               f"{candidate.token_usage.completion}); cost ${candidate.cost:.4f}; "
               f"average latency {candidate.latency_ms_avg:.0f} ms.", ""]
-    for title, changes in (("Newly failing", verdict.newly_failing), ("Newly passing", verdict.newly_passing)):
+    for title, changes in (("Newly failing", verdict.newly_failing),
+                           ("Newly passing", verdict.newly_passing)):
         if changes:
             lines += [f"## {title}", ""]
             lines += [f"- {_md(c.description)}: {c.baseline_passes}/{c.baseline_runs} → "
@@ -72,13 +74,14 @@ def diff_markdown(candidate: EvalResult, baseline: EvalResult | None, verdict: V
             lines.append("")
     if verdict.failures:
         lines += ["## Failing tests", "", *(f"- {_md(f)}" for f in verdict.failures), ""]
-    changed = [(c, b) for c, b in _pairs(candidate, baseline) if b is None or _first_output(b) != _first_output(c)]
+    changed = [(cand, base) for cand, base in _pairs(candidate, baseline)
+               if base is None or _first_output(base) != _first_output(cand)]
     if changed:
         lines += ["## Outputs", "", "| test | baseline output | candidate output |", "|---|---|---|"]
-        for c, b in changed:
-            mark = "✅" if c.passed(k) else "❌"
-            lines.append(f"| {mark} {_md(c.description, 120)} | {_md(_first_output(b)) if b else '—'} | "
-                         f"{_md(_first_output(c))} |")
+        for cand, base in changed:
+            mark = "✅" if cand.passed(k) else "❌"
+            lines.append(f"| {mark} {_md(cand.description, 120)} | {_md(_first_output(base)) if base else '—'} | "
+                         f"{_md(_first_output(cand))} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -94,8 +97,8 @@ def diff_html(candidate: EvalResult, baseline: EvalResult | None, verdict: Verdi
              "</head><body>",
              f"<h1>{esc(candidate.artifact_id)} / {esc(candidate.dataset)}: {esc(status.upper())}</h1>"]
     if verdict.reasons:
-        parts.append("<h2>Why it did not pass</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in verdict.reasons)
-                     + "</ul>")
+        parts.append("<h2>Why it did not pass</h2><ul>"
+                     + "".join(f"<li>{esc(r)}</li>" for r in verdict.reasons) + "</ul>")
     rows = [("pass rate", _pct(verdict.baseline_pass_rate), _pct(verdict.pass_rate),
              _delta(verdict.baseline_pass_rate, verdict.pass_rate))]
     for m in sorted(set(verdict.metric_scores) | set(verdict.baseline_metric_scores)):
@@ -105,19 +108,21 @@ def diff_html(candidate: EvalResult, baseline: EvalResult | None, verdict: Verdi
     parts.append("<h2>Scores</h2><table><tr><th></th><th>baseline</th><th>candidate</th><th>delta</th></tr>"
                  + "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in r) + "</tr>" for r in rows)
                  + "</table>")
-    for title, changes in (("Newly failing", verdict.newly_failing), ("Newly passing", verdict.newly_passing)):
+    for title, changes in (("Newly failing", verdict.newly_failing),
+                           ("Newly passing", verdict.newly_passing)):
         if changes:
             parts.append(f"<h2>{title}</h2><ul>" + "".join(
                 f"<li>{esc(c.description)}: {c.baseline_passes}/{c.baseline_runs} → "
                 f"{c.candidate_passes}/{c.candidate_runs}</li>" for c in changes) + "</ul>")
     parts.append("<h2>Outputs</h2>")
     differ = difflib.HtmlDiff(wrapcolumn=70)
-    for c, b in _pairs(candidate, baseline):
-        verdict_txt = "passed" if c.passed(k) else f"FAILED: {c.failure_reason()}"
-        parts.append(f"<h3>{esc(c.description)} ({c.passes}/{len(c.runs)} runs passed; {esc(verdict_txt)})</h3>")
-        before = _first_output(b).splitlines() if b else []
-        parts.append(differ.make_table(before, _first_output(c).splitlines(),
-                                       "baseline" if b else "no baseline", "candidate"))
+    for cand, base in _pairs(candidate, baseline):
+        verdict_txt = "passed" if cand.passed(k) else f"FAILED: {cand.failure_reason()}"
+        parts.append(f"<h3>{esc(cand.description)} ({cand.passes}/{len(cand.runs)} runs passed; "
+                     f"{esc(verdict_txt)})</h3>")
+        before = _first_output(base).splitlines() if base else []
+        parts.append(differ.make_table(before, _first_output(cand).splitlines(),
+                                       "baseline" if base else "no baseline", "candidate"))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -130,11 +135,12 @@ def summary_markdown(results: list[BranchResult]) -> str:
             if results else "❌ No eval branch reported a result; promotion is blocked.")
     icon = {"passed": "✅", "failed": "❌", "error": "⚠️"}
     lines = ["## promptci eval", "", head, "",
-             "| | artifact | dataset | pass rate | baseline | tests | cached |", "|---|---|---|---|---|---|---|"]
+             "| | artifact | dataset | pass rate | baseline | tests | cached |",
+             "|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.status == "passed", r.artifact_id, r.dataset)):
         lines.append(f"| {icon[r.status]} {r.status} | `{_md(r.artifact_id)}` | {_md(r.dataset)} | "
-                     f"{_pct(r.pass_rate)} | {_pct(r.baseline_pass_rate)} | {r.tests_passed}/{r.tests_total} | "
-                     f"{'yes' if r.cached else 'no'} |")
+                     f"{_pct(r.pass_rate)} | {_pct(r.baseline_pass_rate)} | "
+                     f"{r.tests_passed}/{r.tests_total} | {'yes' if r.cached else 'no'} |")
     for r in blocked:
         lines += ["", f"**{_md(r.artifact_id)} / {_md(r.dataset)}** ({r.status})"]
         lines += [f"- {_md(reason, 400)}" for reason in r.reasons or ["no reason recorded"]]

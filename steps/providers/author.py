@@ -25,7 +25,7 @@ from steps.providers.recordings import params_key, write_recording
 
 def _responses(value: Any) -> list[dict[str, Any]]:
     items = value if isinstance(value, list) else [value]
-    out = []
+    out: list[dict[str, Any]] = []
     for v in items:
         if isinstance(v, dict) and "error" in v:
             out.append({"error": str(v["error"])})

@@ -53,7 +53,8 @@ def live_provider(canonical: str, entry: ModelEntry, params: ModelParameters,
     env = os.environ if env is None else env
     model = entry.provider_model or canonical
     if entry.kind != "chat":
-        raise ProviderConfigError(f"model '{canonical}' is an {entry.kind} model; a prompt needs a chat model")
+        raise ProviderConfigError(f"model '{canonical}' is an {entry.kind} model; "
+                                  "a prompt needs a chat model")
     for names in [KEY_ENV.get(entry.provider, ())]:
         if names and not any(env.get(n) for n in names):
             raise ProviderConfigError(f"the live {entry.provider} provider needs {' or '.join(names)} "

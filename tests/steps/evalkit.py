@@ -15,7 +15,7 @@ from steps.promptfoo import messages_prompt
 from steps.providers.recordings import params_key, write_recording
 from steps.render import render_messages
 
-PROMPT = {
+PROMPT: dict[str, Any] = {
     "kind": "prompt", "id": "greeter", "version": "1.0.0", "description": "Greets a user.", "owner": "qa",
     "model": "gpt-4o-mini", "parameters": {"temperature": 0},
     "messages": [{"role": "system", "content": "Greet the user by name. Keep {{braces}} literal."},
