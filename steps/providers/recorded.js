@@ -55,7 +55,7 @@ class RecordedProvider {
       const why = err.code === 'ENOENT' ? 'no recording' : `unreadable recording (${err.message})`;
       return {
         error: `artifact ${cfg.artifact_id}, test '${test}': ${why} for model ${cfg.model} ` +
-          `(expected ${path.relative(process.cwd(), file) || file}); record it with PROMPTCI_RECORD=1`,
+          `(expected ${file}); record it with PROMPTCI_RECORD=1 or python -m steps.providers.author`,
       };
     }
     const responses = Array.isArray(rec.responses) ? rec.responses : [];
