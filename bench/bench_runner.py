@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIRS = {"config", "prompts", "evals", "model-configs", "rag-configs", "guardrails", "recordings"}
 sys.path.insert(0, str(ROOT))
 
 from tests.workflows.pipeline_fixtures import pipeline_template  # noqa: E402
@@ -59,9 +60,13 @@ def samples_overhead(runs: Path) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
-        for name in ("config", "prompts", "evals", "model-configs", "rag-configs", "guardrails"):
-            if (ROOT / name).exists():
-                shutil.copytree(ROOT / name, repo / name)
+        tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], check=True, capture_output=True,
+                                 text=True).stdout.splitlines()
+        for rel in tracked:  # the samples with their datasets and recordings, as committed
+            src = ROOT / rel
+            if src.is_file() and rel.split("/")[0] in SAMPLE_DIRS:
+                (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, repo / rel)
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
         subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
         subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
