@@ -41,6 +41,7 @@ from steps.configmaps import (
     render_kustomization,
 )
 from steps.contracts import BranchResult, EvalItem, content_hash
+from steps.eval_results import ResultsError, load_result
 from steps.gitops import (
     Author,
     Clone,
@@ -337,7 +338,15 @@ def _check_thresholds(c: _Candidate, env: str, config: PromptPipelineConfig, sto
         except (StoreError, ValueError) as exc:
             add(Refusal("thresholds", f"{where}: cannot read the {env} baseline: {exc}"))
             continue
-        if isinstance(stored, dict):
+        if isinstance(stored, dict) and "tests" in stored:  # an EvalResult, as the eval stage stores it
+            key = baseline_key(env, r.artifact_id, r.dataset)
+            try:
+                base = load_result(json.dumps(stored).encode(), key)
+            except ResultsError as exc:
+                add(Refusal("thresholds", f"{where}: unreadable {env} baseline: {exc}"))
+                continue
+            baselines.append((f"{env} baseline", base.pass_rate(th.required_passes), base.metric_scores()))
+        elif isinstance(stored, dict):  # a BranchResult written when the run's result.json was missing
             scores = stored.get("metric_scores")
             baselines.append((f"{env} baseline", stored.get("pass_rate"),
                               scores if isinstance(scores, dict) else {}))

@@ -406,3 +406,25 @@ def test_concurrent_promotions_of_one_artifact_end_with_the_newer_revision(tmp: 
     assert old_status in ("refused", "promoted")
     if old_status == "refused":
         assert "[newer-source]" in old_text and "the newer source revision wins" in old_text
+
+
+def test_stored_eval_result_baseline_blocks_a_regression(tmp: Path) -> None:
+    """The env baseline the eval stage stores (an EvalResult) is re-checked at promotion time."""
+    from steps.eval_results import EvalResult, RunOutcome, TestOutcome
+
+    config = make_config(tmp)
+    write_prompt(tmp / "src", "a")
+    tests = [TestOutcome(index=i, test_id=f"t{i}", description=f"t{i}",
+                         runs=[RunOutcome(repeat=0, passed=True, score=1.0)]) for i in range(10)]
+    baseline = EvalResult(artifact_id="a", dataset="golden", content_hash="sha256:old", model="gpt-4o-mini",
+                          provider="recorded", promptfoo_version="0.121.20", repeats=1, tests=tests)
+    store_of(config).put_bytes(baseline_key("dev", "a", "golden"), baseline.model_dump_json().encode())
+    # The branch itself reports no baseline (e.g. eval judged against another env): promote still catches it.
+    run = run_for(tmp / "src", "a", pass_rate=0.85)
+
+    report = promote(tmp, config, run, "dev")
+
+    assert not report.ok
+    reasons = report.render()
+    assert "regressed from dev baseline 1.000 by more than 0.100" in reasons
+    assert commit_count(config) == 1  # only the bare repo's initial commit
