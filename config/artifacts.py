@@ -89,7 +89,8 @@ class Assertion(Strict):
     value: Any = None
     threshold: float | None = None
     weight: float | None = None
-    metric: str | None = None
+    # Metric names travel through Argo parameters (eval results), so they may not hold braces.
+    metric: str | None = Field(default=None, pattern=r"^[^{}]+$")
     provider: Any = None
 
     @field_validator("type")
@@ -183,7 +184,7 @@ class GHLLMEvaluator(Strict):
 
 
 class GHEvaluator(Strict):
-    name: str
+    name: str = Field(pattern=r"^[^{}]+$")  # becomes a metric name (see Assertion.metric)
     string: GHStringEvaluator | None = None
     llm: GHLLMEvaluator | None = None
     uses: str | None = None

@@ -47,6 +47,18 @@ class BranchResult(_Record):
     report_keys: list[str] = Field(default_factory=list, description="artifact-store keys written")
 
 
+def wire_result(result: BranchResult) -> BranchResult:
+    """Return ``result`` as it may travel between Argo tasks: without free-text ``reasons``.
+
+    When Argo aggregates a fan-out's outputs it decodes and re-encodes the JSON, which
+    undoes ``to_wire``'s escaping; so text that could hold ``{{`` (a failure reason
+    quoting a prompt) stays in the artifact store and never reaches another task's
+    parameters. Only passed branches reach promote, which needs no reasons.
+    Every other field is an id, a hash, a number, or a name lint restricts.
+    """
+    return result.model_copy(update={"reasons": []})
+
+
 def content_hash(data: bytes) -> str:
     """Return the ``sha256:…`` hash that identifies artifact content across stages and environments."""
     return "sha256:" + hashlib.sha256(data).hexdigest()

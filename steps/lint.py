@@ -9,6 +9,7 @@ validate's job (it runs in parallel, on the same files).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def expand(paths: Sequence[str | Path], root: Path) -> tuple[list[Path], list[Pr
     return files, problems
 
 
+# Artifact and dataset paths travel through Argo parameters (the eval fan-out); keeping them to
+# this alphabet means no path can ever read as Argo template syntax ({{...}}) or need quoting.
+SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+SAFE_PATH_HINT = "may only contain letters, digits, '.', '_', '-' and '/' (it is passed through Argo parameters)"
+
+
 def _lint_datasets(art: ArtifactFile) -> list[Problem]:
     assert isinstance(art.artifact, PromptArtifact)
     problems: list[Problem] = []
@@ -46,6 +53,9 @@ def _lint_datasets(art: ArtifactFile) -> list[Problem]:
             problems.append(art.loaded.problem(("evals", i, "name"), f"duplicate dataset name '{ref.name}'"))
         seen.add(ref.name)
         path = art.root / ref.path
+        if not SAFE_PATH.match(ref.path):
+            problems.append(art.loaded.problem(("evals", i, "path"), f"dataset path {SAFE_PATH_HINT}"))
+            continue
         if rel(path, art.root).startswith(("..", "/")):
             problems.append(art.loaded.problem(("evals", i, "path"), "dataset path must stay inside the repo"))
             continue
@@ -70,6 +80,8 @@ def lint_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> list
     problems += load_problems
     first_seen: dict[str, ArtifactFile] = {}
     for art in artifacts:
+        if not SAFE_PATH.match(art.rel_path):
+            problems.append(art.loaded.problem((), f"file path {SAFE_PATH_HINT}"))
         expected = artifact_id_from_path(art.rel_path)
         if not art.github_models and art.artifact_id != expected:
             problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' does not match the file "

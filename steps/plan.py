@@ -72,7 +72,7 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
             continue
         datasets = art.datasets
         if changed is not None:
-            touched = {path.resolve()} | {p for d in datasets if (p := art.dataset_path(d)) is not None}
+            touched = {path.resolve()} | {p.resolve() for d in datasets if (p := art.dataset_path(d)) is not None}
             if not touched & changed:
                 continue
         for dataset in datasets or [NO_DATASET]:

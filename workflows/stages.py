@@ -169,7 +169,7 @@ def eval_branch(
     Exits 1 when the branch did not pass, so the fan-out fails and promote never runs;
     exits 75 on a transient error so ``retryStrategy`` retries it.
     """
-    from steps.contracts import EvalItem, to_wire
+    from steps.contracts import EvalItem, to_wire, wire_result
 
     root = repo_root()
     config = load_config(root)
@@ -180,12 +180,12 @@ def eval_branch(
         from steps.s3store import open_store
 
         outcome = run_branch(parsed, repo_root=root, run_id=run_id(),
-                                           target_env=target_environment or None, config=config,
-                                           store=open_store(config.store), work_dir=reports)
+                             target_env=target_environment or None, config=config,
+                             store=open_store(config.store), work_dir=reports)
     except TRANSIENT_ERRORS as exc:
         print(f"eval: transient error, will be retried: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)
-    result.write_text(to_wire(outcome))
+    result.write_text(to_wire(wire_result(outcome)))
     print(f"eval: {parsed.artifact_id} × {parsed.dataset}: {outcome.status}"
           + (f" (pass rate {outcome.pass_rate:.2f})" if outcome.pass_rate is not None else ""))
     for reason in outcome.reasons:

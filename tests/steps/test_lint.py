@@ -119,3 +119,17 @@ def test_cli_exit_codes_and_no_traceback(repo: Path):
 
 def test_has_errors_ignores_warnings(repo: Path):
     assert not has_errors(lint_paths([repo / "prompts"], root=repo))
+
+
+def test_paths_and_metric_names_that_could_read_as_argo_syntax_are_rejected(repo: Path):
+    weird = repo / "prompts" / "{{workflow.name}}"
+    weird.mkdir()
+    (weird / "ticket-classifier.yaml").write_text(GOOD)
+    (repo / "prompts" / "ticket-classifier.yaml").unlink()
+    ds = repo / "evals" / "rag-answer" / "golden.yaml"
+    ds.write_text(ds.read_text().replace("metric: citation", "metric: '{{inputs.parameters.x}}'"))
+    errors = lint(repo)
+    assert any(e.startswith("prompts/{{workflow.name}}/ticket-classifier.yaml:1:1: <file>: file path may only "
+                            "contain letters") for e in errors), errors
+    assert any(e.startswith("evals/rag-answer/golden.yaml:9:") and "[0].assert[1].metric: String should match" in e
+               for e in errors), errors
