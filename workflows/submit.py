@@ -71,16 +71,11 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
     Returns the written files, sorted. One document per file, named ``<name>.yaml``
     (events: ``<kind>-<name>.yaml``), written atomically.
     """
+    from workflows.events import build_event_manifests, manifest_filename
     from workflows.templates import compile_templates
 
     files: list[tuple[str, Any]] = [(f"{m['metadata']['name']}.yaml", m) for m in compile_templates(settings)]
-    try:
-        from workflows import events
-    except ImportError:  # the events module is optional until integration
-        events = None  # type: ignore[assignment,unused-ignore]
-    if events is not None:
-        for doc in events.build_event_manifests(settings.pipeline):
-            files.append((f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml", doc))
+    files += [(manifest_filename(doc), doc) for doc in build_event_manifests(settings.pipeline)]
     written = []
     for name, doc in files:
         _atomic_write(out / name, to_yaml(doc))
@@ -306,24 +301,16 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         sys.exit(1)
 
 
-def _mount_optional_commands() -> None:
-    """Add other teams' commands when their modules are present (made unconditional at integration)."""
-    try:
-        from workflows import cli_promote  # type: ignore[attr-defined,unused-ignore]
+def _mount_commands() -> None:
+    """Add the promote (promote, rollback, status) and trigger (serve) commands to the group."""
+    from workflows.cli_promote import promote_cmd, rollback_cmd, status_cmd
+    from workflows.cli_serve import serve
 
-        for name in ("rollback", "status", "promote"):
-            cli.add_command(getattr(cli_promote, name))
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from workflows import cli_serve  # type: ignore[attr-defined,unused-ignore]
-
-        cli.add_command(cli_serve.serve)
-    except (ImportError, AttributeError):
-        pass
+    for cmd in (promote_cmd, rollback_cmd, status_cmd, serve):
+        cli.add_command(cmd)
 
 
-_mount_optional_commands()
+_mount_commands()
 
 if __name__ == "__main__":
     cli()
