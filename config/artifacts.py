@@ -81,6 +81,13 @@ class DatasetRef(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     path: str
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in ("none", "inline"):
+            raise ValueError(f"'{v}' is a reserved dataset name (no golden data / inline tests)")
+        return v
+
 
 class Assertion(Strict):
     """A promptfoo assertion (``type`` may be negated with ``not-``)."""

@@ -23,7 +23,7 @@ from config.pipeline import EvalThresholds, PromptPipelineConfig
 from config.yamlio import LoadError
 from steps import eval_cache, promptfoo
 from steps.artifact_files import ArtifactFile, load_artifact
-from steps.contracts import BranchResult, EvalItem
+from steps.contracts import NO_DATASET, BranchResult, EvalItem
 from steps.datasets import load_dataset
 from steps.eval_results import EvalResult, ResultsError, load_result, parse_results
 from steps.gates import Verdict, judge
@@ -42,7 +42,6 @@ from steps.store import ArtifactStore, StoreError, baseline_key, run_key
 
 log = logging.getLogger(__name__)
 
-NO_GOLDEN_DATA = "none"
 INLINE = "inline"
 MODEL_GRADED = frozenset({"llm-rubric", "model-graded-closedqa", "factuality", "answer-relevance",
                           "context-faithfulness", "context-recall", "context-relevance", "similar"})
@@ -268,7 +267,7 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
         raise BranchError(f"{item.path} changed since plan "
                           f"({item.content_hash[:19]} → {af.content_hash[:19]})")
     art = af.artifact
-    if item.dataset == NO_GOLDEN_DATA:
+    if item.dataset == NO_DATASET:
         if isinstance(art, PromptArtifact):
             raise BranchError(f"{af.rel_path}: a prompt needs golden data (a dataset under evals: or inline "
                               "tests); without it nothing shows the prompt works")

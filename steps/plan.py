@@ -13,9 +13,8 @@ from pathlib import Path
 
 from config.artifacts import ArtifactType
 from steps.artifact_files import discover, load_artifact
-from steps.contracts import EvalItem
+from steps.contracts import NO_DATASET, EvalItem
 
-NO_DATASET = "none"
 ZERO_SHA = frozenset("0")
 
 

@@ -250,6 +250,21 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
         sys.exit(1)
 
 
+def _echo_reports(result: Any, tail: int = 25) -> None:
+    """Print what the user needs after the table: promote's report, and why each failed task failed."""
+    for node in result.nodes:
+        if node.task != "promote" and node.status not in ("Failed", "Error"):
+            continue
+        if not node.dir:
+            continue
+        text = "".join((Path(node.dir) / name).read_text(errors="replace")
+                       for name in ("stdout.txt", "stderr.txt") if (Path(node.dir) / name).is_file())
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            click.echo(f"--- {node.name} ({node.status}) ---")
+            click.echo("\n".join(lines[-tail:]))
+
+
 @cli.command("run")
 @click.argument("artifact_types", nargs=-1, type=click.Choice(TYPES))
 @click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
@@ -291,6 +306,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
         print_summary(result)
+        _echo_reports(result)
         if note:
             click.echo(note, err=True)
         if not result.ok:
