@@ -80,6 +80,9 @@ class _Linter:
         entry = self.spec.get("entrypoint")
         if entry not in self.templates:
             self.add(("spec", "entrypoint"), f"entrypoint '{entry}' is not a template")
+        on_exit = self.spec.get("onExit")
+        if on_exit is not None and on_exit not in self.templates:
+            self.add(("spec", "onExit"), f"exit handler '{on_exit}' is not a template")
         for loc, text in _walk_strings(self.spec.get("metrics"), ("spec", "metrics")):
             self._vars(loc, text, self.global_vars | SPEC_METRIC_VARS)
         for i, tpl in enumerate(self.spec.get("templates", [])):
@@ -116,6 +119,8 @@ class _Linter:
         arts = [a.get("name") for a in (tpl.get("inputs") or {}).get("artifacts", [])]
         scope = self.global_vars | POD_VARS | {f"inputs.parameters.{p}" for p in inputs} \
             | {f"inputs.artifacts.{a}.path" for a in arts}
+        if tpl.get("name") == self.spec.get("onExit"):  # only an exit handler sees the workflow's outcome
+            scope |= SPEC_METRIC_VARS
         for key, value in tpl.items():
             if key == "dag":
                 self._dag((*loc, "dag"), value, scope)

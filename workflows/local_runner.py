@@ -50,7 +50,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS_DIR = Path(".promptci/runs")
 
 # Features the runner understands, per level. Anything else is an UnsupportedFeature.
-SPEC_KEYS = {"entrypoint", "arguments", "templates", "parallelism", "activeDeadlineSeconds", "metrics"}
+SPEC_KEYS = {"entrypoint", "arguments", "templates", "parallelism", "activeDeadlineSeconds", "metrics",
+             "onExit"}
 TEMPLATE_KEYS = {"name", "dag", "script", "suspend", "inputs", "outputs", "metrics", "retryStrategy",
                  "activeDeadlineSeconds"}
 SCRIPT_KEYS = {"command", "args", "source", "env", "workingDir"}
@@ -359,7 +360,24 @@ class _Run:
         wf_status = "Failed" if bad or message else "Succeeded"
         if bad and not message:
             message = "failed: " + ", ".join(bad)
+        exit_status = self._exit_handler(wf_status)
+        if exit_status is not None:
+            status["onExit"] = exit_status
+            if exit_status in {"Failed", "Error"} and wf_status == "Succeeded":
+                wf_status, message = "Failed", "failed: the exit handler (onExit)"
         return wf_status, message, status
+
+    def _exit_handler(self, wf_status: str) -> str | None:
+        """Run ``spec.onExit`` as Argo does: after the DAG, whatever its outcome; return its status."""
+        name = self.spec.get("onExit")
+        if not name:
+            return None
+        self.scope["workflow.status"] = wf_status
+        node = NodeRecord(name="onExit", task="onExit", template=name)
+        with self.lock:
+            self.nodes.append(node)
+        self._execute(node, {"name": "onExit", "template": name}, None, exit_handler=True)
+        return node.status
 
     def _deps_of(self, task: Mapping[str, Any]) -> list[str]:
         if "depends" in task:
@@ -416,12 +434,17 @@ class _Run:
 
     # -- one node ------------------------------------------------------------
 
-    def _execute(self, node: NodeRecord, task: Mapping[str, Any], item: Any) -> None:
-        """Run one node (with retries) and publish its outputs into the scope."""
+    def _execute(self, node: NodeRecord, task: Mapping[str, Any], item: Any, exit_handler: bool = False) -> None:
+        """Run one node (with retries) and publish its outputs into the scope.
+
+        The exit handler runs even after a failure or a deadline, as in Argo.
+        """
         tpl = self.templates.get(task["template"])
         task_dir = self.run_dir / "tasks" / re.sub(r"[^\w.-]+", "_", node.name)
         node.dir = str(task_dir)
-        if (self.failed.is_set() or self.cancelled.is_set()):
+        if exit_handler:
+            self.cancelled.clear()
+        elif self.failed.is_set() or self.cancelled.is_set():
             node.status, node.message = "Skipped", "skipped: an upstream task failed (fail fast)"
             self.on_event(node)
             return

@@ -32,6 +32,9 @@ EXIT_TRANSIENT = 75
 CONFIG_ENV = "PROMPTCI_CONFIG"
 RUN_ID_ENV = "PROMPTCI_RUN_ID"
 RUN_LINK_ENV = "PROMPTCI_RUN_LINK"
+WORKFLOW_STATUS_ENV = "PROMPTCI_WORKFLOW_STATUS"
+PLAN_KEY = "runs/{run_id}/plan.json"
+BRANCH_FILE = "branch.json"
 # Errors worth another attempt: the network, a provider or the store being briefly away.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
@@ -87,6 +90,18 @@ def decode_results(text: str) -> list[Any]:
     if not isinstance(raw, list):
         raise ValueError("results must be a JSON list of branch results")
     return [json.loads(r) if isinstance(r, str) else r for r in raw]
+
+
+def _save(config: "PromptPipelineConfig", key: str, obj: Any) -> None:
+    """Store ``obj`` as JSON at ``key`` in the artifact store; exit 75 (retry) when the store is away."""
+    from steps.s3store import open_store
+    from steps.store import StoreError, put_json
+
+    try:
+        put_json(open_store(config.store), key, obj)
+    except StoreError as exc:
+        print(f"store: cannot write {key}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
 
 
 def _problems_stage(kind: str, artifact_path: str) -> None:
@@ -149,6 +164,7 @@ def plan(
         sys.exit(EXIT_FAILED)
     approval = bool(found) and config.promotion.gate(target_environment).manual_approval \
         and not truthy(dry_run)
+    _save(config, PLAN_KEY.format(run_id=run_id()), [i.model_dump(mode="json") for i in found])
     items.write_text(to_wire(list(found)))
     needs_approval.write_text("true" if approval else "false")
     count.write_text(str(len(found)))
@@ -170,6 +186,7 @@ def eval_branch(
     exits 75 on a transient error so ``retryStrategy`` retries it.
     """
     from steps.contracts import EvalItem, to_wire, wire_result
+    from steps.store import run_key
 
     root = repo_root()
     config = load_config(root)
@@ -185,6 +202,8 @@ def eval_branch(
     except TRANSIENT_ERRORS as exc:
         print(f"eval: transient error, will be retried: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)
+    _save(config, run_key(run_id(), parsed.artifact_id, parsed.dataset, BRANCH_FILE),
+          outcome.model_dump(mode="json"))
     result.write_text(to_wire(wire_result(outcome)))
     print(f"eval: {parsed.artifact_id} × {parsed.dataset}: {outcome.status}"
           + (f" (pass rate {outcome.pass_rate:.2f})" if outcome.pass_rate is not None else ""))
@@ -229,4 +248,47 @@ def promote(
         sys.exit(EXIT_FAILED)
 
 
-STAGES = {"lint": lint, "validate": validate, "plan": plan, "eval": eval_branch, "promote": promote}
+@script(constructor="runner")
+def summary() -> None:
+    """The exit handler: write the run's eval summary (PR-comment Markdown) to the store and print it.
+
+    It runs whatever happened, so a failed run still explains itself. It reads the plan and
+    every branch's full result (with reasons) from the store, not from parameters: a branch
+    with no stored result crashed or timed out, and is reported as such.
+    """
+    from pydantic import ValidationError
+
+    from steps.contracts import BranchResult, EvalItem
+    from steps.reports import write_run_summary
+    from steps.s3store import open_store
+    from steps.store import StoreError, get_json, run_key
+
+    root = repo_root()
+    config = load_config(root)
+    rid = run_id()
+    status = os.environ.get(WORKFLOW_STATUS_ENV, "Unknown")
+    try:
+        store = open_store(config.store)
+        planned = get_json(store, PLAN_KEY.format(run_id=rid))
+        if planned is None:
+            print(f"summary: run {rid} {status}; no eval was planned (lint, validate or plan did not pass)")
+            return
+        results = []
+        for raw in planned:
+            item = EvalItem.model_validate(raw)
+            stored = get_json(store, run_key(rid, item.artifact_id, item.dataset, BRANCH_FILE))
+            if stored is None:
+                results.append(BranchResult(**item.model_dump(), status="error",
+                                            reasons=["no result: the branch crashed, timed out or never ran"]))
+            else:
+                results.append(BranchResult.model_validate(stored))
+        text = write_run_summary(results, store, rid)
+    except (StoreError, ValidationError, ValueError) as exc:
+        print(f"summary: cannot build the run summary: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
+    print(f"summary: run {rid} {status}; written to {store.describe()}/runs/{rid}/summary.md")
+    print(text)
+
+
+STAGES = {"lint": lint, "validate": validate, "plan": plan, "eval": eval_branch, "promote": promote,
+          "summary": summary}

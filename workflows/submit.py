@@ -253,13 +253,13 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
 def _echo_reports(result: Any, tail: int = 25) -> None:
     """Print what the user needs after the table: promote's report, and why each failed task failed."""
     for node in result.nodes:
-        if node.task != "promote" and node.status not in ("Failed", "Error"):
+        if node.task not in ("promote", "onExit") and node.status not in ("Failed", "Error"):
             continue
         if not node.dir:
             continue
         text = "".join((Path(node.dir) / name).read_text(errors="replace")
                        for name in ("stdout.txt", "stderr.txt") if (Path(node.dir) / name).is_file())
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = text.strip().splitlines()
         if lines:
             click.echo(f"--- {node.name} ({node.status}) ---")
             click.echo("\n".join(lines[-tail:]))

@@ -90,6 +90,7 @@ def _default_stages() -> dict[str, StageSettings]:
                               deadline_seconds=1800, secrets=["promptci-provider-keys", "promptci-store"]),
         "promote": StageSettings(deadline_seconds=600, service_account="promptci-promoter",
                                  secrets=["promptci-gitops", "promptci-store"]),
+        "summary": StageSettings(deadline_seconds=300, secrets=["promptci-store"]),
     }
 
 
@@ -148,10 +149,10 @@ def _source_artifact(settings: PipelineSettings) -> GitArtifact:
 
 
 def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
-                  settings: PipelineSettings) -> Script:
+                  settings: PipelineSettings, extra_env: list[Env] | None = None) -> Script:
     """Return the Script template of one stage: image, resources, retries, deadline, metric."""
     s = settings.stage(stage)
-    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}")]
+    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), *(extra_env or [])]
     if settings.ui_base_url:
         link = settings.ui_base_url.rstrip("/") + "/workflows/{{workflow.namespace}}/{{workflow.name}}"
         env.append(Env(name=stages.RUN_LINK_ENV, value=link))
@@ -212,6 +213,7 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
         artifact_repository_ref=ArtifactRepositoryRef(config_map=settings.artifact_repository_configmap,
                                                       key=settings.artifact_repository_key),
         parallelism=settings.parallelism,
+        on_exit="summary",
         metrics=[Histogram(name=metric_names.DURATION, help=metric_names.DURATION_HELP,
                            value="{{workflow.duration}}", buckets=list(metric_names.DURATION_BUCKETS),
                            labels=[Label(key="artifact_type", value=artifact_type.value),
@@ -222,6 +224,8 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
         plan_t = _stage_script("plan", stages.plan, artifact_type, settings)
         eval_t = _stage_script("eval", stages.eval_branch, artifact_type, settings)
         promote_t = _stage_script("promote", stages.promote, artifact_type, settings)
+        _stage_script("summary", stages.summary, artifact_type, settings,
+                      [Env(name=stages.WORKFLOW_STATUS_ENV, value="{{workflow.status}}")])
         approval_t = Suspend(name="approval")
         with DAG(name=ENTRYPOINT):
             path = {"artifact-path": _wf("artifact-path")}

@@ -94,3 +94,25 @@ def flaky_template(counter: str, failures: int, code: int, retries: int) -> dict
         with DAG(name="main"):
             fl(name="flaky", arguments={"counter": counter, "failures": str(failures), "code": str(code)})
     return wt.to_dict()
+
+
+@script(constructor="runner")
+def record_status(out: str) -> None:
+    """Exit handler: write the workflow status the runner put in $WF_STATUS to ``out``."""
+    Path(out).write_text(os.environ["WF_STATUS"])
+
+
+def exit_handler_template(out: str) -> dict[str, Any]:
+    """Return a template: lint → eval (fails on request), with an exit handler recording the status."""
+    from hera.workflows import Env
+
+    with WorkflowTemplate(name="fixture-exit", entrypoint="main", on_exit="report") as wt:
+        w = _s(work, "work")
+        Script(name="report", source=record_status.wrapped_function, image="python:3.11",
+               constructor=RunnerScriptConstructor(outputs_directory="/tmp/hera-outputs"), command=["python"],
+               env=[Env(name="WF_STATUS", value="{{workflow.status}}")],
+               inputs=[Parameter(name="out", value=out)])
+        with DAG(name="main"):
+            w(name="lint", arguments={"label": "lint", "seconds": "0"})
+            w(name="eval", depends="lint", arguments={"label": "eval", "seconds": "0"})
+    return wt.to_dict()

@@ -138,3 +138,14 @@ def test_step_deadline_fails_the_step(tmp_path: Path) -> None:
     result = _run(tmp_path, manifest)
     assert not result.ok
     assert "activeDeadlineSeconds" in _node(result, "lint").message
+
+
+@pytest.mark.parametrize("fail, status", [("", "Succeeded"), ("eval", "Failed"), ("lint", "Failed")])
+def test_exit_handler_runs_whatever_happened_and_sees_the_status(tmp_path: Path, fail: str, status: str) -> None:
+    from tests.workflows.pipeline_fixtures import exit_handler_template
+
+    out = tmp_path / "status.txt"
+    result = _run(tmp_path, exit_handler_template(str(out)), env={"FIXTURE_FAIL": fail})
+    assert result.ok is (status == "Succeeded")
+    assert _node(result, "onExit").status == "Succeeded"
+    assert out.read_text() == status
