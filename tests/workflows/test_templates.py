@@ -84,7 +84,8 @@ def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
         assert hist["name"] == metric_names.DURATION and hist["help"] == metric_names.DURATION_HELP
         assert hist["histogram"]["value"] == "{{workflow.duration}}"
         scripts = {t["name"]: t for t in spec["templates"] if "script" in t}
-        assert set(scripts) == {"lint", "validate", "plan", "eval", "promote"}
+        assert set(scripts) == {"lint", "validate", "plan", "eval", "promote", "summary"}
+        assert spec["onExit"] == "summary"  # the run summary is written whatever happened
         for name, tpl in scripts.items():
             counter = tpl["metrics"]["prometheus"][0]
             assert counter["name"] == metric_names.RESULT and counter["help"] == metric_names.RESULT_HELP
