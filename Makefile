@@ -42,8 +42,9 @@ lint: setup ## ruff + mypy
 fmt: setup ## Apply ruff's fixes
 	$(VENV)/bin/ruff check --fix steps workflows config tests bench
 
-golden: setup ## Regenerate the golden manifests (only when you mean to change them)
+golden: setup ## Regenerate the golden manifests and deploy/generated (only when you mean to change them)
 	$(PY) workflows/submit.py dump --out tests/workflows/golden
+	$(PY) workflows/submit.py dump --out deploy/generated
 
 bench: setup ## Run every benchmark and print the measured ratios
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
