@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from config.pipeline import ConfigError, load_pipeline_config
-from workflows.receiver import MAX_BODY_BYTES, ReceiverSettings, make_server
+from workflows.receiver import MAX_BODY_BYTES, ReceiverSettings, make_server, run_locally
 from workflows.trigger_filter import FilterError, push_filter
 
 
@@ -62,7 +63,8 @@ def serve(host: str, port: int, secret_env: str, config_path: Path | None, branc
     settings = ReceiverSettings(secret=secret.encode(), artifact_dirs=dict(config.artifact_dirs),
                                 branch=branch, target_environment=env, dry_run=dry_run,
                                 max_body_bytes=max_body_bytes)
-    server = make_server(settings, host=host, port=port)
+    server = make_server(settings, host=host, port=port,
+                         start_run=functools.partial(run_locally, config_path=str(config_path) if config_path else None))
     bound_host, bound_port = server.server_address[:2]
     click.echo(f"promptci receiver listening on http://{bound_host!s}:{bound_port}/webhook "
                f"(branch {branch}, target {env})", err=True)

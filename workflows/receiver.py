@@ -54,7 +54,7 @@ def default_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def run_locally(params: dict[str, str]) -> None:
+def run_locally(params: dict[str, str], config_path: str | None = None) -> None:
     """Run one pipeline with the local runner; the default ``start_run``.
 
     ``params`` holds ``artifact-type`` and ``run-id`` besides the Workflow
@@ -65,7 +65,7 @@ def run_locally(params: dict[str, str]) -> None:
 
     rest = dict(params)
     artifact_type, run_id = rest.pop("artifact-type"), rest.pop("run-id")
-    result = run_pipeline(artifact_type, rest, run_id)
+    result = run_pipeline(artifact_type, rest, run_id, config_path=config_path)
     log.info("run %s (%s) finished: %s", run_id, artifact_type, result)
 
 
