@@ -63,8 +63,8 @@ def serve(host: str, port: int, secret_env: str, config_path: Path | None, branc
     settings = ReceiverSettings(secret=secret.encode(), artifact_dirs=dict(config.artifact_dirs),
                                 branch=branch, target_environment=env, dry_run=dry_run,
                                 max_body_bytes=max_body_bytes)
-    server = make_server(settings, host=host, port=port,
-                         start_run=functools.partial(run_locally, config_path=str(config_path) if config_path else None))
+    start = functools.partial(run_locally, config_path=str(config_path) if config_path else None)
+    server = make_server(settings, host=host, port=port, start_run=start)
     bound_host, bound_port = server.server_address[:2]
     click.echo(f"promptci receiver listening on http://{bound_host!s}:{bound_port}/webhook "
                f"(branch {branch}, target {env})", err=True)
