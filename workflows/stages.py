@@ -151,13 +151,23 @@ def plan(
     whose gate asks for manual approval (and this is not a dry run).
     """
     from config.artifacts import ArtifactType
+    from config.yamlio import LoadError
     from steps.contracts import to_wire
+    from steps.plan import PlanError
     from steps.plan import plan as make_plan
 
     root = repo_root()
     config = load_config(root)
-    found = make_plan(artifact_path, ArtifactType(artifact_type), repo_root=root,
-                      git_revision=git_revision or None, base_revision=base_revision or None)
+    try:
+        found = make_plan(artifact_path, ArtifactType(artifact_type), repo_root=root,
+                          git_revision=git_revision or None, base_revision=base_revision or None)
+    except (PlanError, FileNotFoundError) as exc:
+        print(f"plan: {exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    except LoadError as exc:  # lint reports these too; plan must not guess around them
+        for p in exc.problems:
+            print(p.format(), file=sys.stderr)
+        sys.exit(EXIT_FAILED)
     if target_environment not in config.promotion.chain:
         print(f"target-environment: '{target_environment}' is not in promotion.chain "
               f"({', '.join(config.promotion.chain)})", file=sys.stderr)
