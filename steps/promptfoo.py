@@ -16,11 +16,12 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from steps.atomic import atomic_write
 
 PINNED_VERSION = "0.121.20"
 HOME = Path(__file__).resolve().parents[1]  # holds package.json and node_modules/
@@ -123,11 +124,7 @@ def build_config(*, description: str, tests: list[PreparedTest], provider: dict[
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (temp file + rename): no half-written config."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,

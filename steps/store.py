@@ -12,10 +12,10 @@ Key layout:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
+
+from steps.atomic import atomic_write
 
 
 class StoreError(Exception):
@@ -76,11 +76,7 @@ class LocalStore:
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {key} to {self.root}: {exc}") from exc
         return key

@@ -16,8 +16,6 @@ rule the local receiver applies.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import yaml
 
 from config.artifacts import ArtifactType
 from config.pipeline import PromptPipelineConfig
+from steps.atomic import atomic_write
 from workflows.trigger_filter import push_filter
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -221,9 +220,6 @@ def write_event_manifests(out_dir: Path, config: PromptPipelineConfig | None = N
     written = []
     for doc in build_event_manifests(config or PromptPipelineConfig(), namespace, settings):
         path = out_dir / manifest_filename(doc)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(doc, fh, sort_keys=False, width=1000)
-        os.replace(tmp, path)
+        atomic_write(path, yaml.safe_dump(doc, sort_keys=False, width=1000))
         written.append(path)
     return written

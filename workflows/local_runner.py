@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from steps.atomic import atomic_write
 from workflows.argo_expr import (
     ExpressionError,
     UnresolvedVariable,
@@ -214,14 +214,6 @@ def parse_duration(text: str | int | float | None) -> float:
         raise UnsupportedFeature(f"cannot parse duration '{text}'")
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(float(n) * scale[u] for n, u in parts)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _item_text(item: Any) -> str:
@@ -454,7 +446,7 @@ class _Run:
             if tpl is None:
                 raise RunError(f"template '{task['template']}' does not exist")
             inputs = self._inputs(tpl, task, item)
-            _atomic_write(task_dir / "inputs.json", json.dumps(inputs, indent=2))
+            atomic_write(task_dir / "inputs.json", json.dumps(inputs, indent=2))
             if "suspend" in tpl:
                 self._suspend(node, tpl)
             else:
@@ -549,7 +541,7 @@ class _Run:
         scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
         mapper = _PathMapper(tpl, self.repo_root, attempt_dir / "fs")
         source_file = attempt_dir / "script"
-        _atomic_write(source_file, substitute(script.get("source", ""), scope))
+        atomic_write(source_file, substitute(script.get("source", ""), scope))
         command = [substitute(c, scope) for c in script.get("command", ["python"])]
         if command and command[0] in {"python", "python3"}:
             command[0] = sys.executable  # the same environment the project is installed in
@@ -712,7 +704,7 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],
                "not_applied": not_applied}
-    _atomic_write(run_dir / "run.json", json.dumps(summary, indent=2))
+    atomic_write(run_dir / "run.json", json.dumps(summary, indent=2))
     return result
 
 

@@ -13,7 +13,6 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import os  # noqa: E402
-import tempfile  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -23,6 +22,7 @@ import yaml  # noqa: E402
 from config.artifacts import ArtifactType  # noqa: E402
 from config.pipeline import ConfigError  # noqa: E402
 from config.problems import Problem, has_errors, render  # noqa: E402
+from steps.atomic import atomic_write  # noqa: E402
 
 TYPES = [t.value for t in ArtifactType]
 
@@ -52,14 +52,6 @@ def _parse_params(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def to_yaml(doc: Any) -> str:
     """Return the stable YAML form every dumped manifest uses (key order as built, block style)."""
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
@@ -78,7 +70,7 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
     files += [(manifest_filename(doc), doc) for doc in build_event_manifests(settings.pipeline)]
     written = []
     for name, doc in files:
-        _atomic_write(out / name, to_yaml(doc))
+        atomic_write(out / name, to_yaml(doc))
         written.append(out / name)
     return sorted(written)
 

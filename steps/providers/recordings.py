@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from config.artifacts import ModelParameters
+from steps.atomic import atomic_write
 
 RECORDINGS_ENV = "PROMPTCI_RECORDINGS_DIR"
 JS_PROVIDER = Path(__file__).with_name("recorded.js")
@@ -53,12 +53,7 @@ def write_recording(root: Path, artifact_id: str, *, model: str, params: str, pr
     path = recording_path(root, artifact_id, key)
     doc = {"artifact": artifact_id, "test": test, "model": model, "params": json.loads(params),
            "messages": messages, "responses": responses}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
