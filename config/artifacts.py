@@ -44,6 +44,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+
+
+class ArtifactHeader(Strict):
+    """The fields every native artifact carries, whatever its kind."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: str = Field(pattern=SEMVER)
+    description: str | None = None
+    owner: str = Field(min_length=1)
+
+
 # --------------------------------------------------------------------------- prompts
 
 
@@ -128,14 +140,11 @@ class TestCase(Strict):
 
 
 
-class PromptArtifact(Strict):
+class PromptArtifact(ArtifactHeader):
     """The native prompt format."""
 
     kind: Literal["prompt"] = "prompt"
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
     description: str = Field(min_length=1)
-    owner: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
     model: str
     parameters: ModelParameters = Field(default_factory=ModelParameters)
@@ -246,12 +255,8 @@ def gh_evaluator_assertion(ev: GHEvaluator) -> Assertion:
 # ------------------------------------------------------------- other artifact types
 
 
-class ModelConfigArtifact(Strict):
+class ModelConfigArtifact(ArtifactHeader):
     kind: Literal["model-config"]
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-    description: str | None = None
-    owner: str = Field(min_length=1)
     model: str
     parameters: ModelParameters = Field(default_factory=ModelParameters)
     fallbacks: list[str] = Field(default_factory=list)
@@ -263,12 +268,8 @@ class RagIndex(Strict):
     namespace: str | None = None
 
 
-class RagConfigArtifact(Strict):
+class RagConfigArtifact(ArtifactHeader):
     kind: Literal["rag-config"]
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-    description: str | None = None
-    owner: str = Field(min_length=1)
     embedding_model: str
     chunk_size: int = Field(gt=0, le=32768)
     chunk_overlap: int = Field(ge=0)
@@ -310,12 +311,8 @@ class GuardrailRule(Strict):
         return self
 
 
-class GuardrailPolicyArtifact(Strict):
+class GuardrailPolicyArtifact(ArtifactHeader):
     kind: Literal["guardrail-policy"]
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-    description: str | None = None
-    owner: str = Field(min_length=1)
     default_action: Literal["allow", "block"] = "allow"
     rules: list[GuardrailRule] = Field(min_length=1)
 

@@ -26,3 +26,28 @@ def _offline_tiktoken(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     cache = tmp_path_factory.getbasetemp() / "tiktoken-cache"
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
     os.environ.setdefault("PROMPTFOO_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def s3_creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials in the environment (where boto3 reads them), no other S3 settings."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for var in ("AWS_ENDPOINT_URL", "PROMPTCI_S3_BUCKET", "PROMPTCI_S3_PREFIX", "PROMPTCI_STORE_KIND"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def s3_endpoint(s3_creds: None):  # type: ignore[no-untyped-def]
+    """Yield the URL of a real S3 protocol server (moto) on 127.0.0.1 with an empty bucket 'promptci'."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="promptci")
+    yield url
+    server.stop()

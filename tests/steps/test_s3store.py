@@ -16,23 +16,13 @@ from steps.store import LocalStore, StoreError, get_json, put_json
 
 
 @pytest.fixture
-def creds(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for var in ("AWS_ENDPOINT_URL", "PROMPTCI_S3_BUCKET", "PROMPTCI_S3_PREFIX", "PROMPTCI_STORE_KIND"):
-        monkeypatch.delenv(var, raising=False)
+def endpoint(s3_endpoint: str) -> str:
+    return s3_endpoint
 
 
 @pytest.fixture
-def endpoint(creds):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="promptci")
-    yield url
-    server.stop()
+def creds(s3_creds: None) -> None:
+    return None
 
 
 def _free_port() -> int:
