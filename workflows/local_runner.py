@@ -650,6 +650,36 @@ class _PathMapper:
         return str(self.fs_root / p.relative_to("/"))
 
 
+def verify_checkout(root: Path, params: Mapping[str, str]) -> None:
+    """Raise RunError unless the checkout is exactly ``git-revision`` (when one is given).
+
+    In Argo the git artifact checks out that revision; locally the runner uses the
+    checkout as it is. Evaluating one thing and recording another revision in the GitOps
+    commit would be a lie, so a run asked for a revision the checkout is not at
+    (another commit, or uncommitted changes) stops before anything runs.
+    """
+    rev = (params.get("git-revision") or "").strip()
+    if not rev:
+        return
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+
+    want = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    head = git("rev-parse", "HEAD")
+    if want.returncode != 0:
+        raise RunError(f"git-revision '{rev}' is not a commit in {root}; fetch it, or run without it")
+    if head.returncode != 0 or head.stdout.strip() != want.stdout.strip():
+        raise RunError(f"git-revision '{rev}' is not the checked-out HEAD of {root} "
+                       f"({head.stdout.strip()[:12] or 'none'}); check it out first: the local runner "
+                       "evaluates the checkout")
+    dirty = git("status", "--porcelain", "--", ".", ":(exclude).promptci")
+    if dirty.stdout.strip():
+        first = dirty.stdout.strip().splitlines()[0]
+        raise RunError(f"the checkout has changes not in git-revision '{rev}' ({first.strip()}, ...); "
+                       "commit or stash them, or run without git-revision")
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -685,8 +715,13 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         for callback in callbacks:
             callback(node)
 
-    run = _Run(manifest, params or {}, run_id=rid, run_dir=run_dir, repo_root=root, approve=approve,
-               parallelism=parallelism, env=env, on_event=notify)
+    try:
+        run = _Run(manifest, params or {}, run_id=rid, run_dir=run_dir, repo_root=root, approve=approve,
+                   parallelism=parallelism, env=env, on_event=notify)
+        verify_checkout(root, run.wf_params)
+    except RunError:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no run behind
+        raise
     started = time.time()
     if view:
         view.start()

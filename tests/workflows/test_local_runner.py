@@ -149,3 +149,46 @@ def test_exit_handler_runs_whatever_happened_and_sees_the_status(tmp_path: Path,
     assert result.ok is (status == "Succeeded")
     assert _node(result, "onExit").status == "Succeeded"
     assert out.read_text() == status
+
+
+def test_a_run_for_a_revision_must_find_the_checkout_at_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from workflows.local_runner import verify_checkout
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    (tmp_path / "p.yaml").write_text("a: 1\n")
+    git("add", "."), git("commit", "-qm", "one")
+    first = git("rev-parse", "HEAD")
+    (tmp_path / "p.yaml").write_text("a: 2\n")
+    git("commit", "-qam", "two")
+
+    verify_checkout(tmp_path, {"git-revision": ""})  # no revision: the working tree, as it is
+    verify_checkout(tmp_path, {"git-revision": "HEAD"})
+    with pytest.raises(RunError, match="is not the checked-out HEAD"):
+        verify_checkout(tmp_path, {"git-revision": first})
+    with pytest.raises(RunError, match="is not a commit"):
+        verify_checkout(tmp_path, {"git-revision": "0" * 40})
+    (tmp_path / ".promptci").mkdir()
+    (tmp_path / ".promptci" / "state").write_text("runs and stores do not count")
+    verify_checkout(tmp_path, {"git-revision": "HEAD"})
+    (tmp_path / "p.yaml").write_text("a: 3\n")
+    with pytest.raises(RunError, match="changes not in git-revision"):
+        verify_checkout(tmp_path, {"git-revision": "HEAD"})
+    # Through the runner: refused before anything runs, and no run directory is left behind.
+    from hera.workflows import Parameter
+
+    from tests.workflows.pipeline_fixtures import _s, work
+
+    with WorkflowTemplate(name="fixture-rev", entrypoint="main",
+                          arguments=[Parameter(name="git-revision", value="HEAD")]) as wt:
+        w = _s(work, "work")
+        with DAG(name="main"):
+            w(name="lint", arguments={"label": "lint", "seconds": "0"})
+    with pytest.raises(RunError, match="changes not in git-revision"):
+        _run(tmp_path, wt.to_dict(), run_id="r-rev")
+    assert not (tmp_path / "runs" / "r-rev").exists()
