@@ -57,6 +57,10 @@ def variables(text: str) -> list[str]:
     return [m.group(1) for m in VAR_RE.finditer(text)]
 
 
+# Argo's boolean operators, as the Python the expression is evaluated as (by _safe_eval, never eval()).
+BOOL_OPS = {"&&": " and ", "||": " or ", "!": " not "}
+
+
 def depends_names(expr: str) -> list[str]:
     """Return the task names a ``depends`` expression refers to."""
     return [name for name, _ in _depends_refs(expr)]
@@ -81,12 +85,8 @@ def eval_depends(expr: str, check: Callable[[str, str | None], bool]) -> bool:
     """
     pieces = []
     for tok in _tokens(DEPENDS_TOKEN, expr, "depends"):
-        if tok == "&&":
-            pieces.append(" and ")
-        elif tok == "||":
-            pieces.append(" or ")
-        elif tok == "!":
-            pieces.append(" not ")
+        if tok in BOOL_OPS:
+            pieces.append(BOOL_OPS[tok])
         elif tok in {"(", ")"}:
             pieces.append(tok)
         else:
@@ -104,12 +104,8 @@ def eval_condition(expr: str, names: Mapping[str, str] | None = None) -> bool:
     names = names or {}
     pieces = []
     for tok in _tokens(COND_TOKEN, expr, "condition"):
-        if tok == "&&":
-            pieces.append(" and ")
-        elif tok == "||":
-            pieces.append(" or ")
-        elif tok == "!":
-            pieces.append(" not ")
+        if tok in BOOL_OPS:
+            pieces.append(BOOL_OPS[tok])
         elif tok in {"==", "!=", ">=", "<=", ">", "<", "(", ")"}:
             pieces.append(f" {tok} ")
         elif tok[0] in "\"'":
