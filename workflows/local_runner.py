@@ -352,24 +352,29 @@ class _Run:
         wf_status = "Failed" if bad or message else "Succeeded"
         if bad and not message:
             message = "failed: " + ", ".join(bad)
-        exit_status = self._exit_handler(wf_status)
+        exit_status = self._exit_handler(wf_status, taken=set(status))
         if exit_status is not None:
-            status["onExit"] = exit_status
-            if exit_status in {"Failed", "Error"} and wf_status == "Succeeded":
+            status[exit_status[0]] = exit_status[1]
+            if exit_status[1] in {"Failed", "Error"} and wf_status == "Succeeded":
                 wf_status, message = "Failed", "failed: the exit handler (onExit)"
         return wf_status, message, status
 
-    def _exit_handler(self, wf_status: str) -> str | None:
-        """Run ``spec.onExit`` as Argo does: after the DAG, whatever its outcome; return its status."""
-        name = self.spec.get("onExit")
-        if not name:
+    def _exit_handler(self, wf_status: str, taken: AbstractSet[str]) -> tuple[str, str] | None:
+        """Run ``spec.onExit`` as Argo does: after the DAG, whatever its outcome.
+
+        Returns (task name, status). The task is named after its template (so its metrics
+        label matches the template's, as in Argo), unless a DAG task already has that name.
+        """
+        template = self.spec.get("onExit")
+        if not template:
             return None
+        name = template if template not in taken else f"onExit-{template}"
         self.scope["workflow.status"] = wf_status
-        node = NodeRecord(name="onExit", task="onExit", template=name)
+        node = NodeRecord(name=name, task=name, template=template)
         with self.lock:
             self.nodes.append(node)
-        self._execute(node, {"name": "onExit", "template": name}, None, exit_handler=True)
-        return node.status
+        self._execute(node, {"name": name, "template": template}, None, exit_handler=True)
+        return name, node.status
 
     def _deps_of(self, task: Mapping[str, Any]) -> list[str]:
         if "depends" in task:

@@ -245,7 +245,7 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
 def _echo_reports(result: Any, tail: int = 25) -> None:
     """Print what the user needs after the table: promote's report, and why each failed task failed."""
     for node in result.nodes:
-        if node.task not in ("promote", "onExit") and node.status not in ("Failed", "Error"):
+        if node.task not in ("promote", "summary") and node.status not in ("Failed", "Error"):
             continue
         if not node.dir:
             continue
