@@ -47,6 +47,8 @@ class BranchResult(_Record):
     tests_passed: int = 0
     baseline_pass_rate: float | None = None
     reasons: list[str] = Field(default_factory=list, description="why the branch failed or errored")
+    retryable: bool = Field(default=False, description="an error another attempt may clear (store or network "
+                                                        "unreachable); quality failures never are")
     cached: bool = False
     report_keys: list[str] = Field(default_factory=list, description="artifact-store keys written")
 

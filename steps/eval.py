@@ -247,7 +247,7 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
         return _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
     except StoreError as exc:
         return _result(item, "error", reasons=[f"artifact store ({store.describe()}): {exc}"],
-                       report_keys=b.report_keys)
+                       report_keys=b.report_keys, retryable=True)
     except Exception as exc:  # fail closed: a crash in this stage must block promotion, with its reason
         log.exception("eval branch %s/%s crashed", item.artifact_id, item.dataset)
         return _result(item, "error", reasons=[f"eval stage crashed: {type(exc).__name__}: {exc}"],

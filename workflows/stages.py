@@ -219,6 +219,8 @@ def eval_branch(
           + (f" (pass rate {outcome.pass_rate:.2f})" if outcome.pass_rate is not None else ""))
     for reason in outcome.reasons:
         print(f"  - {reason}")
+    if outcome.status == "error" and outcome.retryable:
+        sys.exit(EXIT_TRANSIENT)  # e.g. the store was unreachable: worth another attempt (retryStrategy)
     if outcome.status != "passed":
         sys.exit(EXIT_FAILED)
 

@@ -89,6 +89,7 @@ def test_below_threshold_fails_with_the_failing_test_named(env):
     record(env["repo"], "Linus", GOOD.format(name="Linus"))
     res = _run(env, item, config(min_pass_rate=0.9))
     assert res.status == "failed"
+    assert not res.retryable  # a quality failure is final: never retried
     assert res.tests_passed == 2 and res.pass_rate == pytest.approx(2 / 3)
     assert any("below the minimum 90.0%" in r for r in res.reasons)
     diff = (LocalStore(env["store"]).get_bytes(run_key("r1", "greeter", "golden", "diff.md")) or b"").decode()
@@ -263,3 +264,4 @@ def test_an_unreachable_store_makes_the_branch_an_error(env, monkeypatch):
     res = run_branch(item, repo_root=env["repo"], run_id="r", target_env=None, config=config(), store=store,
                      work_dir=env["work"])
     assert res.status == "error" and "artifact store (s3://promptci/" in res.reasons[0]
+    assert res.retryable  # the eval step exits 75, which retryStrategy retries
