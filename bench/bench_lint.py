@@ -119,6 +119,53 @@ def promptci(root: Path, *, separate: bool) -> tuple[float, int]:
     return time.perf_counter() - t0, len([p for p in problems if p.severity == "error"])
 
 
+def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
+    """Return (case, stage, seconds) for the CLI on each bad input the issue lists (one process each)."""
+    import subprocess
+
+    good = (Path(__file__).resolve().parents[1] / "prompts" / "ticket-classifier.yaml").read_text()
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    prev = "a"
+    for n in "bcdefghi":
+        bomb += f"{n}: &{n} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+        prev = n
+    cases = {
+        "bad-yaml": good.replace("description: Classifies", "description: [Classifies"),
+        "duplicate-key": good.replace("version: 1.0.0\n", "version: 1.0.0\nversion: 1.0.1\n"),
+        "missing-field": good.replace("owner: team-support\n", ""),
+        "unknown-field": good + "ownr: x\n",
+        "wrong-type": good.replace("max_tokens: 100", "max_tokens: lots"),
+        "unknown-model": good.replace("model: gpt-4o-mini", "model: gpt-4o-mnii"),
+        "retired-model": good.replace("model: gpt-4o-mini", "model: gpt-3.5-turbo-0613"),
+        "over-token-limit": good.replace("evals:", "limits: {max_prompt_tokens: 10}\nevals:"),
+        "undeclared-variable": good.replace('content: "{{ticket}}"', 'content: "{{ticket}} {{who}}"'),
+        "yaml-bomb": bomb,
+    }
+    (root / "bad").mkdir()
+    results = []
+    for case, text in cases.items():
+        f = root / "bad" / "ticket-classifier.yaml"
+        f.write_text(text)
+        for stage in ("lint", "validate"):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", f"steps.{stage}", str(f), "--root", str(root)],
+                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            took = time.perf_counter() - t0
+            if proc.returncode != 0:
+                assert "Traceback" not in proc.stderr, proc.stderr
+                results.append((case, stage, took))
+    for case, data in (("20MB-file", b"a: " + b"x" * (20 << 20)), ("binary-file", b"\x00\x01\x02"),
+                       ("empty-file", b"")):
+        f = root / "bad" / "ticket-classifier.yaml"
+        f.write_bytes(data)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "steps.lint", str(f)], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        assert proc.returncode == 1
+        results.append((case, "lint", time.perf_counter() - t0))
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=2000)
@@ -139,6 +186,10 @@ def main() -> None:
               f"ratio {ours / raw:.2f}x (goal <= 2.0x)")
         print(f"lint then validate, no shared parse (two pods):  {apart:.2f} s  "
               f"ratio {apart / raw:.2f}x (in the pipeline they run in parallel)")
+        timings = bad_inputs(root)
+        worst = max(timings, key=lambda t: t[2])
+        print(f"bad inputs: {len(timings)} rejections (each a fresh CLI process, exit 1, no traceback); "
+              f"slowest {worst[2]:.2f} s ({worst[0]}, {worst[1]}) (goal < 1 s)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import tiktoken
 
+from steps.atomic import atomic_write
+
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 ENCODINGS = ("cl100k_base", "o200k_base")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "promptci" / "tiktoken"
+
+
+def _bundled_data_dir() -> Path:
+    """Return bpe-openai's data directory without importing the package (its import loads a tokenizer)."""
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the bpe-openai package is not installed; it ships the offline tiktoken encodings")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def seed_tiktoken_cache(cache_dir: Path | None = None) -> Path:
@@ -31,15 +41,12 @@ def seed_tiktoken_cache(cache_dir: Path | None = None) -> Path:
     """
     target = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or cache_dir or DEFAULT_CACHE)
     target.mkdir(parents=True, exist_ok=True)
-    data_dir = resources.files("bpe_openai") / "data"
     for name in ENCODINGS:
         dest = target / hashlib.sha1(_BLOB.format(name=name).encode()).hexdigest()
         if dest.exists() and dest.stat().st_size > 0:
             continue
-        blob = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
-        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, dest)
+        blob = gzip.decompress((_bundled_data_dir() / f"{name}.tiktoken.gz").read_bytes())
+        atomic_write(dest, blob)
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(target))
     return target
 
