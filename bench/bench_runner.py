@@ -42,7 +42,10 @@ def critical_path(manifest: dict[str, Any], result: RunResult) -> float:
             memo[name] = own[name] + max((finish(d) for d in deps), default=0.0)
         return memo[name]
 
-    return max(finish(n) for n in tasks)
+    # The exit handler runs after the whole DAG, so it extends the critical path.
+    exit_handler = manifest["spec"].get("onExit")
+    after = max((n.duration for n in result.nodes if exit_handler and n.template == exit_handler), default=0.0)
+    return max(finish(n) for n in tasks) + after
 
 
 def overhead(manifest: dict[str, Any], params: dict[str, str], repo: Path, runs: Path,
