@@ -85,6 +85,14 @@ class LoadError(Exception):
 
 def read_text(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> str:
     """Return the file's text, or raise LoadError if it is too big, empty, binary or not UTF-8."""
+    return read_checked(path, display, max_bytes)[1]
+
+
+def read_checked(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, str]:
+    """Return (bytes, text) of the file, read once; raise LoadError if too big, empty, binary or not UTF-8.
+
+    Callers that hash a file use these bytes, so the hash describes exactly the text that was parsed.
+    """
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -101,7 +109,7 @@ def read_text(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> str:
         raise LoadError([Problem(display, line, 0, "", "file is not valid UTF-8")]) from exc
     if not text.strip():
         raise LoadError([Problem(display, 0, 0, "", "empty file")])
-    return text
+    return raw, text
 
 
 class _Builder:
@@ -284,4 +292,9 @@ def load_file(path: Path, display: str | None = None, *, max_bytes: int = MAX_FI
     """Return the Loaded document at ``path``; raise LoadError naming file/line/field otherwise."""
     shown = display or str(path)
     text = read_text(path, shown, max_bytes)
-    return parse_text(text, shown, is_json=path.suffix.lower() == ".json")
+    return parse_text(text, shown, is_json=is_json_path(path))
+
+
+def is_json_path(path: Path) -> bool:
+    """Return True for files parsed as JSON (strictly), not YAML."""
+    return path.suffix.lower() == ".json"

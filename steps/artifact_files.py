@@ -28,7 +28,7 @@ from config.artifacts import (
 )
 from config.problems import Problem
 from config.validation import problems_from_error
-from config.yamlio import Loaded, LoadError, load_file
+from config.yamlio import Loaded, LoadError, is_json_path, parse_text, read_checked
 from steps.contracts import content_hash
 
 ARTIFACT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -144,12 +144,13 @@ def _memo_artifact(path: str, root: str, size: int, mtime_ns: int) -> ArtifactFi
 
 def _load_artifact(path: Path, root: Path) -> ArtifactFile:
     shown = rel(path, root)
-    loaded = load_file(path, shown)
+    raw, text = read_checked(path, shown)
+    loaded = parse_text(text, shown, is_json=is_json_path(path))
     artifact, problems, gh = _typed(loaded, shown)
     if artifact is None:
         raise LoadError(problems)
     atype = ArtifactType(getattr(artifact, "kind", "prompt"))
-    return ArtifactFile(path=path, rel_path=shown, raw=path.read_bytes(), artifact=artifact,  # type: ignore[arg-type]
+    return ArtifactFile(path=path, rel_path=shown, raw=raw, artifact=artifact,  # type: ignore[arg-type]
                         artifact_type=atype, loaded=loaded, root=root, github_models=gh)
 
 

@@ -71,24 +71,26 @@ def _model(art: ArtifactFile, loc: tuple[str | int, ...], model_id: str, catalog
     return None, entry
 
 
-def _cases(art: ArtifactFile, prompt: PromptArtifact) -> tuple[list[tuple[dict[str, Any], Any]], list[Problem]]:
-    """Return (vars, locate) for every golden test, where locate(msg) builds a Problem at that test."""
+def _cases(art: ArtifactFile, prompt: PromptArtifact) -> list[tuple[dict[str, Any], Any]]:
+    """Return (vars, at) for every golden test, where at(msg) builds a Problem at that test.
+
+    Datasets that are missing or do not parse are skipped: lint reports them.
+    """
     cases: list[tuple[dict[str, Any], Any]] = []
-    problems: list[Problem] = []
     for ref in prompt.evals:
         path = art.root / ref.path
         if not path.is_file():
-            continue  # lint reports missing datasets
+            continue
         try:
             ds: DatasetFile = read_dataset(path, rel(path, art.root))
         except LoadError:
-            continue  # lint reports dataset syntax/schema
+            continue
         for i, t in enumerate(ds.tests):
             cases.append((t.vars, lambda msg, _ds=ds, _i=i, **kw: _ds.problem(_i, ("vars",), msg, **kw)))
     for i, t in enumerate(prompt.tests):
         loc = ("testData", i) if art.github_models else ("tests", i, "vars")
         cases.append((t.vars, lambda msg, _loc=loc, **kw: art.loaded.problem(_loc, msg, **kw)))
-    return cases, problems
+    return cases
 
 
 def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog,
@@ -125,8 +127,7 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
                                     (limits.max_prompt_tokens, "the pipeline's token_limits.max_prompt_tokens"))
             if c]
 
-    cases, problems_cases = _cases(art, prompt)
-    problems += problems_cases
+    cases = _cases(art, prompt)
     required = {n for n, v in declared.items() if v.required and v.default is None}
     if art.github_models:
         required = set(used_at)

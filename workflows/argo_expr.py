@@ -8,6 +8,10 @@
 Conditions are tokenised and turned into a Python AST that is then walked by a tiny
 evaluator which accepts only boolean operators, comparisons and constants: nothing from
 a manifest is ever passed to ``eval``.
+
+Library check: Argo evaluates these with Go's expr/govaluate; no maintained Python package
+implements that grammar (simpleeval or asteval would accept far more than Argo does), so
+this keeps to the few operators the templates use and rejects everything else.
 """
 
 from __future__ import annotations
