@@ -187,6 +187,7 @@ def plan(
 def eval_branch(
     item: Annotated[str, Parameter(name="item")],
     target_environment: TargetEnv,
+    no_cache: Annotated[str, Parameter(name="no-cache")],
     result: Annotated[Path, Parameter(name="result", output=True)],
     reports: Annotated[Path, Artifact(name="reports", output=True)],
 ) -> None:
@@ -208,7 +209,7 @@ def eval_branch(
 
         outcome = run_branch(parsed, repo_root=root, run_id=run_id(),
                              target_env=target_environment or None, config=config,
-                             store=open_store(config.store), work_dir=reports)
+                             store=open_store(config.store), work_dir=reports, no_cache=truthy(no_cache))
     except TRANSIENT_ERRORS as exc:
         print(f"eval: transient error, will be retried: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)

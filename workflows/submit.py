@@ -261,14 +261,15 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @click.argument("artifact_types", nargs=-1, type=click.Choice(TYPES))
 @click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
 @click.option("--approve", is_flag=True, help="approve manual-approval gates (locally a suspend never waits)")
+@click.option("--no-cache", is_flag=True, help="re-run every eval branch (same as -p no-cache=true)")
 @click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
 @config_option
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
-            parallelism: int | None = None, run_id: str | None = None, repo: Path = Path("."),
-            config_path: str | None = None) -> None:
+            no_cache: bool = False, parallelism: int | None = None, run_id: str | None = None,
+            repo: Path = Path("."), config_path: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
@@ -279,6 +280,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     settings = _settings(config_path)
     values = _parse_params(params)
+    if no_cache:
+        values["no-cache"] = "true"
     root = repo.resolve()
     chosen = list(artifact_types) or [t for t in TYPES if (root / settings.pipeline.artifact_dirs.get(
         t, ArtifactType(t).default_dir)).exists()]

@@ -203,6 +203,8 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
                       description="environment to promote into"),
             Parameter(name="dry-run", value="false", enum=["true", "false"],
                       description="evaluate and report, but promote nothing"),
+            Parameter(name="no-cache", value="false", enum=["true", "false"],
+                      description="re-run every eval branch even when a passing result for the same inputs exists"),
             Parameter(name="repo-url", description="git URL of the source repository"),
         ],
         service_account_name=settings.service_account,
@@ -236,7 +238,8 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
                 "base-revision": _wf("base-revision"), "target-environment": _wf("target-environment"),
                 "dry-run": _wf("dry-run")})
             eval_t(name="eval", depends="lint && validate && plan", with_param=_plan_out("items"),
-                   arguments={"item": "{{item}}", "target-environment": _wf("target-environment")})
+                   arguments={"item": "{{item}}", "target-environment": _wf("target-environment"),
+                              "no-cache": _wf("no-cache")})
             approval_t(name="approval", depends="plan", when=_plan_out("needs-approval") + " == true")
             promote_t(name="promote", depends="eval && approval", when=_plan_out("count") + " > 0",
                       arguments={"results": "{{tasks.eval.outputs.parameters.result}}",

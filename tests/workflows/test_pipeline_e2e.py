@@ -51,6 +51,15 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     first_summary = (store / "runs" / "first" / "summary.md").read_text()
     assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 6
 
+    # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
+    one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
+    assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
+    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | yes |" in \
+        (store / "runs" / "cached" / "summary.md").read_text()
+    assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
+    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | no |" in \
+        (store / "runs" / "fresh" / "summary.md").read_text()
+
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,
     # promote never runs, and the exit handler's summary says why.
     shutil.copy(source / "examples" / "failing" / "ticket-classifier.yaml",

@@ -76,8 +76,9 @@ def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
         spec = doc["spec"]
         params = {p["name"]: p.get("value") for p in spec["arguments"]["parameters"]}
         assert set(params) == {"artifact-path", "git-revision", "base-revision", "target-environment",
-                               "dry-run", "repo-url"}
+                               "dry-run", "no-cache", "repo-url"}
         assert params["target-environment"] == "dev" and params["dry-run"] == "false"
+        assert params["no-cache"] == "false"
         assert spec["podGC"] and spec["ttlStrategy"] and spec["serviceAccountName"]
         assert spec["artifactRepositoryRef"]["configMap"]
         hist = spec["metrics"]["prometheus"][0]
