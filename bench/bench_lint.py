@@ -103,8 +103,8 @@ def clear_caches() -> None:
     """Forget every parsed file and token count, as a fresh process would."""
     from steps import artifact_files, datasets, validate
 
-    artifact_files._memo_artifact.cache_clear()
-    datasets._memo_dataset.cache_clear()
+    artifact_files.load_artifact.cache_clear()  # type: ignore[attr-defined]
+    datasets._read_dataset.cache_clear()  # type: ignore[attr-defined]
     validate._tokens.cache_clear()
 
 

@@ -14,10 +14,13 @@ Size, emptiness and binary content are checked before parsing.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -81,6 +84,40 @@ class LoadError(Exception):
     def __init__(self, problems: list[Problem]):
         super().__init__("; ".join(p.format() for p in problems))
         self.problems = problems
+
+
+T = TypeVar("T")
+
+
+def memo_by_file(load: Callable[[Path, Any], T]) -> Callable[[Path, Any], T]:
+    """Return ``load`` memoized on (absolute path, second argument, size, mtime).
+
+    Lint, validate and plan read the same files; in one process (a local run, a
+    pre-commit hook, the tests) each should be parsed once. An edited file has a
+    new key, so it is re-read; a LoadError is remembered and raised again.
+    ``cache_clear()`` forgets everything, as a fresh process would.
+    """
+
+    @lru_cache(maxsize=8192)
+    def cached(path: str, arg: Any, size: int, mtime_ns: int) -> T | LoadError:
+        try:
+            return load(Path(path), arg)
+        except LoadError as exc:
+            return exc
+
+    @functools.wraps(load)
+    def wrapper(path: Path, arg: Any) -> T:
+        try:
+            st = path.stat()
+        except OSError:
+            return load(path, arg)  # reports the unreadable file itself
+        result = cached(os.path.abspath(path), arg, st.st_size, st.st_mtime_ns)
+        if isinstance(result, LoadError):
+            raise LoadError(result.problems)
+        return result
+
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return wrapper
 
 
 def read_text(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from config.artifacts import (
 )
 from config.problems import Problem
 from config.validation import problems_from_error
-from config.yamlio import Loaded, LoadError, is_json_path, parse_text, read_checked
+from config.yamlio import Loaded, LoadError, is_json_path, memo_by_file, parse_text, read_checked
 from steps.contracts import content_hash
 
 ARTIFACT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -117,32 +116,12 @@ def _typed(loaded: Loaded, path: str) -> tuple[Strict | None, list[Problem], boo
         return None, problems_from_error(loaded, exc), False
 
 
+@memo_by_file
 def load_artifact(path: Path, root: Path) -> ArtifactFile:
     """Return the typed artifact in ``path``; raise LoadError listing every syntax/schema problem.
 
-    Memoized on (path, size, mtime): lint, validate and plan read the same files,
-    and in one process (a local run, a pre-commit hook, the tests) each file
-    should be parsed once. An edited file has a new key, so it is re-read.
+    Memoized per file (``config.yamlio.memo_by_file``): each file is parsed once per process.
     """
-    try:
-        st = path.stat()
-    except OSError:
-        return _load_artifact(path, root)
-    result = _memo_artifact(os.path.abspath(path), os.path.abspath(root), st.st_size, st.st_mtime_ns)
-    if isinstance(result, LoadError):
-        raise LoadError(result.problems)
-    return result
-
-
-@lru_cache(maxsize=8192)
-def _memo_artifact(path: str, root: str, size: int, mtime_ns: int) -> ArtifactFile | LoadError:
-    try:
-        return _load_artifact(Path(path), Path(root))
-    except LoadError as exc:
-        return exc
-
-
-def _load_artifact(path: Path, root: Path) -> ArtifactFile:
     shown = rel(path, root)
     raw, text = read_checked(path, shown)
     loaded = parse_text(text, shown, is_json=is_json_path(path))

@@ -14,9 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from pydantic import ValidationError
 from config.artifacts import ASSERTION_TYPES, TestCase
 from config.problems import Problem
 from config.validation import problems_from_error
-from config.yamlio import MAX_FILE_BYTES, Loaded, LoadError, parse_text, read_text
+from config.yamlio import MAX_FILE_BYTES, Loaded, LoadError, memo_by_file, parse_text, read_text
 
 DATASET_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 
@@ -103,28 +101,13 @@ def load_dataset(path: Path, display: str | None = None) -> list[TestCase]:
 def read_dataset(path: Path, display: str | None = None) -> DatasetFile:
     """Return the parsed dataset with positions; raise LoadError with one problem per bad field or test.
 
-    Memoized on (path, size, mtime) like ``steps.artifact_files.load_artifact``:
-    lint and validate read every dataset, and one parse per process is enough.
+    Memoized per file (``config.yamlio.memo_by_file``): lint and validate read every
+    dataset, and one parse per process is enough.
     """
-    shown = display or str(path)
-    try:
-        st = path.stat()
-    except OSError:
-        return _read_dataset(path, shown)
-    result = _memo_dataset(os.path.abspath(path), shown, st.st_size, st.st_mtime_ns)
-    if isinstance(result, LoadError):
-        raise LoadError(result.problems)
-    return result
+    return _read_dataset(path, display or str(path))
 
 
-@lru_cache(maxsize=8192)
-def _memo_dataset(path: str, shown: str, size: int, mtime_ns: int) -> DatasetFile | LoadError:
-    try:
-        return _read_dataset(Path(path), shown)
-    except LoadError as exc:
-        return exc
-
-
+@memo_by_file
 def _read_dataset(path: Path, shown: str) -> DatasetFile:
     text = read_text(path, shown)
     suffix = path.suffix.lower()

@@ -67,3 +67,27 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path):
     with pytest.raises(LoadError) as exc:
         load_file(f, "big.yaml")
     assert "limit is" in exc.value.problems[0].message
+
+
+def test_memo_by_file_parses_once_and_rereads_an_edited_file(tmp_path: Path):
+    import os
+
+    from config.yamlio import memo_by_file
+
+    calls = []
+
+    @memo_by_file
+    def load(path: Path, display: str) -> object:
+        calls.append(path)
+        return parse_text(path.read_text(), display).data
+
+    f = tmp_path / "a.yaml"
+    f.write_text("a: 1\n")
+    assert load(f, "a.yaml") == {"a": 1} and load(f, "a.yaml") == {"a": 1}
+    assert len(calls) == 1
+    f.write_text("a: [\n")
+    os.utime(f, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    for _ in range(2):
+        with pytest.raises(LoadError):
+            load(f, "a.yaml")
+    assert len(calls) == 2  # the error is remembered too
