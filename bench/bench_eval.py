@@ -32,7 +32,7 @@ from steps.eval import run_branch  # noqa: E402
 from steps.promptfoo import messages_prompt  # noqa: E402
 from steps.providers.recordings import params_key, write_recording  # noqa: E402
 from steps.render import render_messages  # noqa: E402
-from steps.store import LocalStore, get_json, run_key  # noqa: E402
+from steps.stores.store import LocalStore, get_json, run_key  # noqa: E402
 
 BRANCHES = 8
 TESTS_PER_BRANCH = 4

@@ -24,8 +24,8 @@ SAMPLE_DIRS = {"config", "prompts", "evals", "model-configs", "rag-configs", "gu
 sys.path.insert(0, str(ROOT))
 
 from tests.workflows.pipeline_fixtures import pipeline_template  # noqa: E402
-from workflows.argo_expr import depends_names  # noqa: E402
-from workflows.local_runner import RunResult, run_template  # noqa: E402
+from workflows.runner.expr import depends_names  # noqa: E402
+from workflows.runner.scheduler import RunResult, run_template  # noqa: E402
 
 
 def critical_path(manifest: dict[str, Any], result: RunResult) -> float:

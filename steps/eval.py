@@ -38,7 +38,7 @@ from steps.providers.recordings import (
 )
 from steps.render import MissingVariable, render_messages, resolve_vars
 from steps.reports import diff_html, diff_markdown
-from steps.store import ArtifactStore, StoreError, baseline_key, run_key
+from steps.stores.store import ArtifactStore, StoreError, baseline_key, run_key
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from steps.store import ArtifactStore
+from steps.stores.store import ArtifactStore
 
 CACHED_FILES = ("result.json", "results.json", "report.html", "junit.xml")
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from config.pipeline import PromptPipelineConfig
 from config.yamlio import LoadError, parse_text
-from steps.configmaps import (
+from steps.gitops.configmaps import (
     KUSTOMIZATION,
     ArtifactConfigMap,
     LayoutError,
@@ -42,7 +42,7 @@ from steps.configmaps import (
 )
 from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
 from steps.eval_results import ResultsError, load_result
-from steps.gitops import (
+from steps.gitops.gitops import (
     Author,
     Clone,
     GitEnv,
@@ -53,7 +53,7 @@ from steps.gitops import (
     redact,
     source_info,
 )
-from steps.store import ArtifactStore, StoreError, baseline_key, get_json, run_key
+from steps.stores.store import ArtifactStore, StoreError, baseline_key, get_json, run_key
 
 Status = Literal["promoted", "unchanged", "would-promote", "refused", "blocked"]
 OK_STATUSES = ("promoted", "unchanged", "would-promote")

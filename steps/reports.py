@@ -13,7 +13,7 @@ import html
 from steps.contracts import BranchResult
 from steps.eval_results import EvalResult, TestOutcome
 from steps.gates import Verdict
-from steps.store import ArtifactStore
+from steps.stores.store import ArtifactStore
 
 MAX_OUTPUT = 600
 

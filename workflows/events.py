@@ -25,7 +25,7 @@ import yaml
 from config.artifacts import ArtifactType
 from config.pipeline import PromptPipelineConfig
 from steps.atomic import atomic_write
-from workflows.trigger_filter import push_filter
+from workflows.webhooks.trigger_filter import push_filter
 
 API_VERSION = "argoproj.io/v1alpha1"
 WEBHOOK_SECRET = "promptci-webhook-secrets"

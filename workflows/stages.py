@@ -94,8 +94,8 @@ def decode_results(text: str) -> list[Any]:
 
 def _save(config: "PromptPipelineConfig", key: str, obj: Any) -> None:
     """Store ``obj`` as JSON at ``key`` in the artifact store; exit 75 (retry) when the store is away."""
-    from steps.s3store import open_store
-    from steps.store import StoreError, put_json
+    from steps.stores.s3store import open_store
+    from steps.stores.store import StoreError, put_json
 
     try:
         put_json(open_store(config.store), key, obj)
@@ -197,7 +197,7 @@ def eval_branch(
     exits 75 on a transient error so ``retryStrategy`` retries it.
     """
     from steps.contracts import EvalItem, to_wire, wire_result
-    from steps.store import run_key
+    from steps.stores.store import run_key
 
     root = repo_root()
     config = load_config(root)
@@ -205,7 +205,7 @@ def eval_branch(
     reports.mkdir(parents=True, exist_ok=True)
     try:
         from steps.eval import run_branch
-        from steps.s3store import open_store
+        from steps.stores.s3store import open_store
 
         outcome = run_branch(parsed, repo_root=root, run_id=run_id(),
                              target_env=target_environment or None, config=config,
@@ -242,7 +242,7 @@ def promote(
     """
     from steps.contracts import BranchResult, EvalItem
     from steps.promote import promote_run
-    from steps.s3store import open_store
+    from steps.stores.s3store import open_store
 
     root = repo_root()
     config = load_config(root)
@@ -273,8 +273,8 @@ def summary() -> None:
 
     from steps.contracts import BranchResult, EvalItem
     from steps.reports import write_run_summary
-    from steps.s3store import open_store
-    from steps.store import StoreError, get_json, run_key
+    from steps.stores.s3store import open_store
+    from steps.stores.store import StoreError, get_json, run_key
 
     root = repo_root()
     config = load_config(root)

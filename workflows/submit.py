@@ -78,7 +78,7 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
 def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
     """Return the problems of every Argo manifest in the given files/directories."""
     from config.yamlio import LoadError, parse_text
-    from workflows.argo_lint import lint_manifest
+    from workflows.argo.lint import lint_manifest
 
     files: list[Path] = []
     for p in paths:
@@ -102,7 +102,7 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
 
 
 def _target(host: str | None, namespace: str | None, token: str | None, insecure: bool) -> Any:
-    from workflows.argo_client import ArgoConfigError, ArgoTarget
+    from workflows.argo.client import ArgoConfigError, ArgoTarget
 
     try:
         return ArgoTarget.resolve(host, namespace, token, True if insecure else None)
@@ -161,7 +161,7 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 
     Without PATHS, lints the templates as compiled from the code.
     """
-    from workflows.argo_lint import find_schema, lint_manifest
+    from workflows.argo.lint import find_schema, lint_manifest
     from workflows.templates import compile_templates
 
     if schema is None and find_schema() is None:
@@ -185,8 +185,8 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
     """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
     from hera.exceptions import HeraException
 
-    from workflows.argo_client import register_templates
-    from workflows.argo_lint import lint_manifest
+    from workflows.argo.client import register_templates
+    from workflows.argo.lint import lint_manifest
     from workflows.templates import compile_templates
 
     target = _target(host, namespace, token, insecure)
@@ -215,7 +215,7 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
     from hera.exceptions import HeraException
 
-    from workflows.argo_client import submit_workflow, wait_for
+    from workflows.argo.client import submit_workflow, wait_for
     from workflows.templates import build_template
 
     target = _target(host, namespace, token, insecure)
@@ -274,8 +274,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
     """
-    from workflows.local_runner import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
-    from workflows.progress import print_summary
+    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
+    from workflows.runner.progress import print_summary
     from workflows.templates import build_template
 
     settings = _settings(config_path)
@@ -314,8 +314,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
 def _mount_commands() -> None:
     """Add the promote (promote, rollback, status) and trigger (serve) commands to the group."""
-    from workflows.cli_promote import promote_cmd, rollback_cmd, status_cmd
-    from workflows.cli_serve import serve
+    from workflows.cli.promote import promote_cmd, rollback_cmd, status_cmd
+    from workflows.cli.serve import serve
 
     for cmd in (promote_cmd, rollback_cmd, status_cmd, serve):
         cli.add_command(cmd)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from config.pipeline import PromptPipelineConfig
-from steps.configmaps import LayoutError
-from steps.gitops import GitEnv, GitError, is_local_url, resolve_url
+from steps.gitops.configmaps import LayoutError
+from steps.gitops.gitops import GitEnv, GitError, is_local_url, resolve_url
 from steps.promote import author_of, gitops_clone, read_environment
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from config.pipeline import PromptPipelineConfig
-from steps.configmaps import ArtifactConfigMap, LayoutError, parse_configmap
-from steps.gitops import Clone, GitEnv, GitError, PushRejected, publish, redact
+from steps.gitops.configmaps import ArtifactConfigMap, LayoutError, parse_configmap
+from steps.gitops.gitops import Clone, GitEnv, GitError, PushRejected, publish, redact
 from steps.promote import (
     author_of,
     env_dir,

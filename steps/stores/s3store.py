@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from config.pipeline import StoreConfig
-from steps.store import ArtifactStore, LocalStore, StoreError
+from steps.stores.store import ArtifactStore, LocalStore, StoreError
 
 T = TypeVar("T")
 TRANSIENT_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown",

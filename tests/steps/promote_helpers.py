@@ -10,7 +10,7 @@ import yaml
 
 from config.pipeline import PromptPipelineConfig
 from steps.contracts import BranchResult, EvalItem, content_hash
-from steps.store import LocalStore
+from steps.stores.store import LocalStore
 
 PROMPT = """kind: prompt
 id: {aid}

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from steps.configmaps import (
+from steps.gitops.configmaps import (
     ArtifactConfigMap,
     LayoutError,
     configmap_name,

@@ -13,7 +13,7 @@ from config.pipeline import PromptPipelineConfig
 from steps.contracts import EvalItem
 from steps.eval import run_branch
 from steps.eval_results import EvalResult, RunOutcome, TestOutcome, make_test_id
-from steps.store import LocalStore, baseline_key, put_json, run_key
+from steps.stores.store import LocalStore, baseline_key, put_json, run_key
 from tests.steps.evalkit import NAMES, config, make_repo, read_json, record
 
 pytestmark = pytest.mark.slow
@@ -235,7 +235,7 @@ def s3(s3_endpoint: str) -> str:
 
 
 def test_branch_writes_everything_to_s3(env, s3):
-    from steps.s3store import S3Store
+    from steps.stores.s3store import S3Store
 
     item = make_repo(env["repo"])
     for n in NAMES:
@@ -252,7 +252,7 @@ def test_branch_writes_everything_to_s3(env, s3):
 def test_an_unreachable_store_makes_the_branch_an_error(env, monkeypatch):
     import socket
 
-    from steps.s3store import S3Store
+    from steps.stores.s3store import S3Store
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

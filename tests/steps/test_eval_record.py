@@ -12,7 +12,7 @@ import yaml
 
 from steps.contracts import content_hash
 from steps.eval import run_branch
-from steps.store import LocalStore
+from steps.stores.store import LocalStore
 from tests.steps.evalkit import NAMES, config, make_repo
 
 pytestmark = pytest.mark.slow

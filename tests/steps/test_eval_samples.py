@@ -12,7 +12,7 @@ from steps.artifact_files import load_artifact
 from steps.contracts import EvalItem
 from steps.eval import run_branch
 from steps.reports import write_run_summary
-from steps.store import LocalStore, run_key
+from steps.stores.store import LocalStore, run_key
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "prompts").iterdir() if p.is_file())

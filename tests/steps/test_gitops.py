@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.gitops import (
+from steps.gitops.gitops import (
     Author,
     Clone,
     GitEnv,

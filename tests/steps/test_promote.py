@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steps import gitops
+from steps.gitops import gitops
 from steps.promote import PromotionReport, promote_run
-from steps.store import baseline_key, put_json, run_key
+from steps.stores.store import baseline_key, put_json, run_key
 from tests.steps.promote_helpers import (
     commit_count,
     git,

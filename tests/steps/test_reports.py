@@ -7,7 +7,7 @@ from steps.contracts import BranchResult
 from steps.eval_results import EvalResult, RunOutcome, TestOutcome
 from steps.gates import judge
 from steps.reports import diff_html, diff_markdown, write_run_summary
-from steps.store import LocalStore
+from steps.stores.store import LocalStore
 
 
 def _result(outputs: dict[str, tuple[bool, str]]) -> EvalResult:

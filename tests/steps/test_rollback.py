@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.env_status import environment_status
+from steps.gitops.env_status import environment_status
 from steps.promote import promote_run
-from steps.rollback import RollbackError, rollback_artifact
+from steps.gitops.rollback import RollbackError, rollback_artifact
 from tests.steps.promote_helpers import (
     commit_count,
     git,

@@ -11,8 +11,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from config.pipeline import StoreConfig
-from steps.s3store import S3Store, open_store
-from steps.store import LocalStore, StoreError, get_json, put_json
+from steps.stores.s3store import S3Store, open_store
+from steps.stores.store import LocalStore, StoreError, get_json, put_json
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from workflows.argo_lint import SHARED_SCHEMA, schema_problems
+from workflows.argo.lint import SHARED_SCHEMA, schema_problems
 from workflows.submit import cli
 
 TOKEN = "s3cr3t-token-value"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from workflows.argo_lint import lint_manifest
+from workflows.argo.lint import lint_manifest
 from workflows.submit import cli, to_yaml
 from workflows.templates import compile_templates
 

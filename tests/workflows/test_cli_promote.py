@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from steps.contracts import to_wire
 from tests.steps.promote_helpers import commit_count, live_content, make_config, run_for, write_prompt
-from workflows.cli_promote import promote_cmd, rollback_cmd, status_cmd
+from workflows.cli.promote import promote_cmd, rollback_cmd, status_cmd
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from workflows.events import (
     build_event_manifests,
     write_event_manifests,
 )
-from workflows.trigger_filter import evaluate, push_filter
+from workflows.webhooks.trigger_filter import evaluate, push_filter
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 CASES: dict[str, dict[str, Any]] = json.loads((PAYLOADS / "cases.json").read_text())

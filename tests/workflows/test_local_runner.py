@@ -10,7 +10,7 @@ import pytest
 from hera.workflows import DAG, Container, Suspend, WorkflowTemplate
 
 from tests.workflows.pipeline_fixtures import flaky_template, pipeline_template
-from workflows.local_runner import NodeRecord, RunError, RunResult, UnsupportedFeature, run_template
+from workflows.runner.scheduler import NodeRecord, RunError, RunResult, UnsupportedFeature, run_template
 
 
 def _run(tmp_path: Path, manifest: dict[str, Any], params: dict[str, str] | None = None,
@@ -154,7 +154,7 @@ def test_exit_handler_runs_whatever_happened_and_sees_the_status(tmp_path: Path,
 def test_a_run_for_a_revision_must_find_the_checkout_at_it(tmp_path: Path) -> None:
     import subprocess
 
-    from workflows.local_runner import verify_checkout
+    from workflows.runner.scheduler import verify_checkout
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=tmp_path,

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from config.pipeline import PromptPipelineConfig
-from workflows.cli_serve import serve
-from workflows.receiver import ReceiverServer, ReceiverSettings, make_server
+from workflows.cli.serve import serve
+from workflows.webhooks.receiver import ReceiverServer, ReceiverSettings, make_server
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 CASES: dict[str, dict[str, Any]] = json.loads((PAYLOADS / "cases.json").read_text())

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from config.pipeline import PromptPipelineConfig
-from workflows.trigger_filter import FilterError, decide_push, evaluate, push_filter
+from workflows.webhooks.trigger_filter import FilterError, decide_push, evaluate, push_filter
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 CASES: dict[str, dict[str, Any]] = json.loads((PAYLOADS / "cases.json").read_text())

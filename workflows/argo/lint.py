@@ -24,7 +24,7 @@ from typing import Any
 
 from config.problems import Problem
 from config.yamlio import Loaded
-from workflows.argo_expr import ExpressionError, depends_names, variables
+from workflows.runner.expr import ExpressionError, depends_names, variables
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
@@ -35,7 +35,7 @@ GLOBAL_VARS = {"workflow.name", "workflow.namespace", "workflow.uid", "workflow.
 SPEC_METRIC_VARS = {"workflow.status", "workflow.duration", "workflow.failures"}
 TEMPLATE_METRIC_VARS = {"status", "duration", "exitCode", "resourcesDuration.cpu", "resourcesDuration.memory"}
 POD_VARS = {"pod.name", "retries", "node.name", "inputs.parameters"}
-SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "argo-workflows" / "schema.json"
+SHARED_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "argo-workflows" / "schema.json"
 SCHEMA_ENV = "PROMPTCI_ARGO_SCHEMA"
 
 Loc = tuple[str | int, ...]

@@ -23,11 +23,11 @@ from config.problems import render
 from config.validation import problems_from_error
 from config.yamlio import LoadError, load_file
 from steps.contracts import BranchResult, EvalItem
-from steps.env_status import StatusError, environment_status
+from steps.gitops.env_status import StatusError, environment_status
 from steps.promote import promote_run
-from steps.rollback import RollbackError, rollback_artifact
-from steps.s3store import open_store
-from steps.store import ArtifactStore, LocalStore, StoreError
+from steps.gitops.rollback import RollbackError, rollback_artifact
+from steps.stores.s3store import open_store
+from steps.stores.store import ArtifactStore, LocalStore, StoreError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from config.pipeline import ConfigError, load_pipeline_config
-from workflows.receiver import MAX_BODY_BYTES, ReceiverSettings, make_server, run_locally
-from workflows.trigger_filter import FilterError, push_filter
+from workflows.webhooks.receiver import MAX_BODY_BYTES, ReceiverSettings, make_server, run_locally
+from workflows.webhooks.trigger_filter import FilterError, push_filter
 
 
 @click.command("serve")

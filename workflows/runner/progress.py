@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from workflows.local_runner import NodeRecord, RunResult
+    from workflows.runner.scheduler import NodeRecord, RunResult
 
 STYLE = {"Succeeded": "green", "Failed": "red", "Error": "red", "Skipped": "yellow", "Omitted": "yellow",
          "Running": "cyan", "Pending": "dim"}

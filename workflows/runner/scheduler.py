@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from steps.atomic import atomic_write
-from workflows.argo_expr import (
+from workflows.runner.expr import (
     ExpressionError,
     UnresolvedVariable,
     depends_names,
@@ -46,7 +46,7 @@ from workflows.argo_expr import (
     substitute,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RUNS_DIR = Path(".promptci/runs")
 
 # Features the runner understands, per level. Anything else is an UnsupportedFeature.
@@ -711,7 +711,7 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
     run_dir.mkdir(parents=True)
     view = None
     if progress:
-        from workflows.progress import ProgressView
+        from workflows.runner.progress import ProgressView
 
         view = ProgressView(rid)
     callbacks = [c for c in (on_event, view.update if view else None) if c]

@@ -8,7 +8,7 @@ checked in this order, each failure answering at once:
    (hex HMAC-SHA256 of the body) or GitLab ``X-Gitlab-Token``, compared in
    constant time (:func:`hmac.compare_digest`) -> 401 when missing or wrong;
 3. event type: anything but a push -> 202 ``{"status": "ignored", "reason": ...}``;
-4. the push filter of :mod:`workflows.trigger_filter` (the Sensor's rule) per
+4. the push filter of :mod:`workflows.webhooks.trigger_filter` (the Sensor's rule) per
    artifact type -> 202 ignored, or one queued run per matching type:
    202 ``{"status": "queued", "run_id": ..., "runs": [...]}``.
 
@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from workflows.trigger_filter import decide_push
+from workflows.webhooks.trigger_filter import decide_push
 
 log = logging.getLogger("promptci.receiver")
 
@@ -61,7 +61,7 @@ def run_locally(params: dict[str, str], config_path: str | None = None) -> None:
     parameters. The import is lazy so the receiver does not depend on the
     runner module at import time.
     """
-    from workflows.local_runner import run_pipeline  # type: ignore[import-not-found,unused-ignore]
+    from workflows.runner.scheduler import run_pipeline  # type: ignore[import-not-found,unused-ignore]
 
     rest = dict(params)
     artifact_type, run_id = rest.pop("artifact-type"), rest.pop("run-id")
