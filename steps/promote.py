@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from config.pipeline import PromptPipelineConfig
 from config.yamlio import LoadError, parse_text
+from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
+from steps.eval_results import ResultsError, load_result
 from steps.gitops.configmaps import (
     KUSTOMIZATION,
     ArtifactConfigMap,
@@ -40,8 +42,6 @@ from steps.gitops.configmaps import (
     parse_configmap,
     render_kustomization,
 )
-from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
-from steps.eval_results import ResultsError, load_result
 from steps.gitops.gitops import (
     Author,
     Clone,

@@ -274,8 +274,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
     """
-    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
     from workflows.runner.progress import print_summary
+    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
     from workflows.templates import build_template
 
     settings = _settings(config_path)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from steps.gitops.env_status import environment_status
-from steps.promote import promote_run
 from steps.gitops.rollback import RollbackError, rollback_artifact
+from steps.promote import promote_run
 from tests.steps.promote_helpers import (
     commit_count,
     git,

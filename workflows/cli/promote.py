@@ -24,8 +24,8 @@ from config.validation import problems_from_error
 from config.yamlio import LoadError, load_file
 from steps.contracts import BranchResult, EvalItem
 from steps.gitops.env_status import StatusError, environment_status
-from steps.promote import promote_run
 from steps.gitops.rollback import RollbackError, rollback_artifact
+from steps.promote import promote_run
 from steps.stores.s3store import open_store
 from steps.stores.store import ArtifactStore, LocalStore, StoreError
 
