@@ -255,7 +255,17 @@ def gh_evaluator_assertion(ev: GHEvaluator) -> Assertion:
 # ------------------------------------------------------------- other artifact types
 
 
+MODEL_CONFIG_REF = "config:"
+
+
+def model_config_ref(model: str) -> str | None:
+    """Return the model-config id a prompt's ``model: config:<id>`` names, or None for a direct model id."""
+    return model[len(MODEL_CONFIG_REF):] if model.startswith(MODEL_CONFIG_REF) else None
+
+
 class ModelConfigArtifact(ArtifactHeader):
+    """A model and its parameters, shared by the prompts that say ``model: config:<id>``."""
+
     kind: Literal["model-config"]
     model: str
     parameters: ModelParameters = Field(default_factory=ModelParameters)
@@ -266,9 +276,16 @@ class RagIndex(Strict):
     name: str = Field(min_length=1)
     backend: Literal["pgvector", "qdrant", "weaviate", "pinecone", "opensearch", "faiss", "chroma"]
     namespace: str | None = None
+    type: Literal["vector", "lexical"] = Field(default="vector", description="vector: embeddings; lexical: BM25")
 
 
 class RagConfigArtifact(ArtifactHeader):
+    """Retrieval settings. ``chunk_size``/``chunk_overlap`` count tokens of the embedding model's encoding.
+
+    ``index.type`` picks the retriever the eval builds: ``lexical`` (BM25) or
+    ``vector`` (embeddings from ``embedding_model``).
+    """
+
     kind: Literal["rag-config"]
     embedding_model: str
     chunk_size: int = Field(gt=0, le=32768)
@@ -276,6 +293,7 @@ class RagConfigArtifact(ArtifactHeader):
     top_k: int = Field(gt=0, le=1000)
     index: RagIndex
     generator_prompt: str | None = None
+    evals: list[DatasetRef] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> RagConfigArtifact:
@@ -293,6 +311,9 @@ class GuardrailRule(Strict):
                              "jailbreak", "prompt-injection", "secrets", "off-topic"]] = Field(
         default_factory=list)
     action: Literal["block", "redact", "warn", "log"]
+    validators: list[Literal["luhn"]] = Field(default_factory=list,
+                                              description="a pattern match counts only when these checks pass")
+    replacement: str | None = Field(default=None, description="redaction text; default [REDACTED:<rule id>]")
 
     @field_validator("patterns")
     @classmethod
@@ -311,10 +332,27 @@ class GuardrailRule(Strict):
         return self
 
 
+class GuardrailClassifier(Strict):
+    """The model that judges category-only rules (no patterns), through the configured provider."""
+
+    model: str
+    parameters: ModelParameters = Field(default_factory=ModelParameters)
+
+
 class GuardrailPolicyArtifact(ArtifactHeader):
     kind: Literal["guardrail-policy"]
     default_action: Literal["allow", "block"] = "allow"
     rules: list[GuardrailRule] = Field(min_length=1)
+    classifier: GuardrailClassifier | None = None
+    evals: list[DatasetRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _classifier_when_needed(self) -> GuardrailPolicyArtifact:
+        needs = [r.id for r in self.rules if not r.patterns]
+        if needs and self.classifier is None:
+            raise ValueError(f"rules {', '.join(needs)} have categories but no patterns, so a classifier "
+                             "judges them: set `classifier: {model: ...}`")
+        return self
 
 
 Artifact = PromptArtifact | ModelConfigArtifact | RagConfigArtifact | GuardrailPolicyArtifact
