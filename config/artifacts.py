@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -412,3 +412,64 @@ def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> PromptArtifa
         tests=tests,
         json_schema=json_schema,
     )
+
+
+# ------------------------------------------------- golden data of the other types
+
+
+class GuardrailCase(Strict):
+    """A golden guardrail case: a text (input, and optionally a model output) and the expected decision."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    description: str = Field(min_length=1)
+    input: str | None = None
+    output: str | None = None
+    expected: Literal["allow", "block", "redact"]
+    redacted: str | None = Field(default=None, description="the expected redacted text (redact cases)")
+    category: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                          description="the category the case exercises; benign look-alikes carry the "
+                                      "category they imitate")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GuardrailCase:
+        if self.input is None and self.output is None:
+            raise ValueError("a case needs an input, an output, or both")
+        if self.expected == "redact" and self.redacted is None:
+            raise ValueError("a redact case needs the expected `redacted` text")
+        if self.expected != "redact" and self.redacted is not None:
+            raise ValueError("`redacted` is only for cases expected to be redacted")
+        return self
+
+
+class RagDocument(Strict):
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    title: str | None = None
+
+
+class RagQuery(Strict):
+    description: str | None = None
+    query: str = Field(min_length=1)
+    relevant: list[str] = Field(min_length=1, description="ids of the documents that answer the query")
+    answer: str | None = None
+
+
+class RagDataset(Strict):
+    """A RAG golden set: a corpus of documents and queries with their relevant document ids."""
+
+    documents: list[RagDocument] = Field(min_length=1)
+    queries: list[RagQuery] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> RagDataset:
+        ids = [d.id for d in self.documents]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate document ids: {', '.join(dupes)}")
+        known = set(ids)
+        for i, q in enumerate(self.queries):
+            unknown = [r for r in q.relevant if r not in known]
+            if unknown:
+                raise ValueError(f"queries[{i}] names unknown documents: {', '.join(unknown)}")
+        return self
