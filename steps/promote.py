@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from config.pipeline import PromptPipelineConfig
 from config.yamlio import LoadError, parse_text
-from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
+from steps.contracts import BranchResult, EvalItem, content_hash
 from steps.eval_results import ResultsError, load_result
 from steps.gitops.configmaps import (
     KUSTOMIZATION,
@@ -318,8 +318,6 @@ def _check_thresholds(c: _Candidate, env: str, config: PromptPipelineConfig, sto
     add = c.outcome.refusals.append
     for r in c.results:
         where = f"{r.artifact_id}/{r.dataset}"
-        if r.dataset == NO_DATASET and r.artifact_type != "prompt":
-            continue  # no golden data for this type (eval said so explicitly): nothing to threshold
         if r.pass_rate is None:
             add(Refusal("thresholds", f"{where}: no pass rate recorded"))
             continue
