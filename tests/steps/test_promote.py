@@ -444,3 +444,17 @@ def test_a_result_without_a_pass_rate_is_refused_for_every_type(tmp: Path) -> No
                     dataset="p/golden", content_hash=h)
     report = promote(tmp, config, Run([item], [BranchResult(**item.model_dump(), status="passed")]), "dev")
     assert not report.ok and "no pass rate recorded" in report.render()
+
+
+def test_guardrail_gates_of_the_target_environment_hold_at_promotion(tmp: Path) -> None:
+    config = make_config(tmp, chain=["dev", "prod"],
+                         environments={"prod": {"min_recall": 0.98, "max_false_positive_rate": 0.01}})
+    write_prompt(tmp / "src", "a")
+    run = run_for(tmp / "src", "a", pass_rate=1.0, scores={"recall": 0.96, "recall.pii": 0.9, "specificity": 1.0})
+    assert promote(tmp, config, run, "dev").ok  # dev sets no guardrail gate
+
+    report = promote(tmp, config, run, "prod", approved=True)
+
+    reasons = [r.reason for r in report.outcomes[0].refusals]
+    assert "a/golden: recall 0.960 (overall) is below min_recall 0.98 (required for prod)" in reasons
+    assert "a/golden: recall 0.900 (category 'pii') is below min_recall 0.98 (required for prod)" in reasons
