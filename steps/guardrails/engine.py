@@ -99,10 +99,37 @@ def luhn_ok(text: str) -> bool:
 VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn_ok}
 
 
+def required_literal(pattern: str) -> str | None:
+    """Return an ASCII string every match of ``pattern`` must contain (lower-cased), or None.
+
+    The longest run of plain characters at the pattern's top level (``ignore `` in
+    ``ignore (all|any) previous``). A substring test on the folded text is far
+    cheaper than running the regex, and it can only skip texts the regex could
+    not match: it is used on ASCII folded text only, where case-insensitive
+    matching of an ASCII literal means exactly its lower-case form. Reads the
+    pattern with the standard library's own regex parser; anything it cannot
+    read simply gets no shortcut.
+    """
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]  # the parser re.compile uses
+
+        items = _parser.parse(pattern, re.IGNORECASE).data
+    except Exception:  # noqa: BLE001 (no shortcut is always correct)
+        return None
+    best, run = "", ""
+    for op, av in items:
+        if op is _constants.LITERAL and chr(av).isascii():
+            run += chr(av).lower()
+        else:
+            run = ""
+        best = max(best, run, key=len)
+    return best or None
+
+
 @dataclass
 class _Rule:
     spec: GuardrailRule
-    regexes: list[re.Pattern[str]]
+    regexes: list[tuple[re.Pattern[str], str | None]]
 
     def applies(self, direction: Direction) -> bool:
         return self.spec.applies_to in (direction, "both")
@@ -114,7 +141,8 @@ class PolicyEngine:
     def __init__(self, policy: GuardrailPolicyArtifact, classifier: Classifier | None = None):
         self.policy = policy
         self.classifier = classifier
-        self._rules = [_Rule(r, [re.compile(p, re.IGNORECASE) for p in r.patterns]) for r in policy.rules]
+        self._rules = [_Rule(r, [(re.compile(p, re.IGNORECASE), required_literal(p)) for p in r.patterns])
+                       for r in policy.rules]
         if classifier is None and any(not r.regexes for r in self._rules):
             raise ValueError(f"policy {policy.id} has classifier rules but no classifier was given")
 
@@ -131,7 +159,9 @@ class PolicyEngine:
                 if hit:
                     found.append(Match(spec.id, spec.action, tuple(spec.categories), None))
                 continue
-            for rx in rule.regexes:
+            for rx, literal in rule.regexes:
+                if literal is not None and index is None and literal not in folded:
+                    continue  # ASCII text without the literal every match needs
                 for m in rx.finditer(folded):
                     if m.end() == m.start():
                         continue  # an empty match says nothing about the text
