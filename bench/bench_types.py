@@ -28,19 +28,23 @@ def main() -> None:
     engine = PolicyEngine(policy, classifier=lambda text, cats: set())  # pattern rules only: the engine's own cost
     cases = read_guardrail_cases(REPO / "evals/pii-and-injection/golden.yaml")
     many = [cases[i % len(cases)] for i in range(10_000)]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for c in many:
         engine.evaluate(c.input, c.output)
-    dt = time.perf_counter() - t
-    print(f"guardrail engine: {len(many)} cases in {dt:.3f}s = {len(many) / dt:,.0f} cases/s (goal >= 20,000)")
+    dt, dcpu = time.perf_counter() - t, time.process_time() - cpu
+    # CPU time counts only while this process ran: on a shared, loaded machine it is the closer
+    # estimate of an idle core; wall time is what this run saw.
+    print(f"guardrail engine: {len(many)} cases in {dt:.3f}s wall = {len(many) / dt:,.0f} cases/s; "
+          f"{dcpu:.3f}s CPU = {len(many) / dcpu:,.0f} cases/s per CPU-second (goal >= 20,000)")
 
     rag = load_artifact(REPO / "rag-configs/kb-search.yaml", REPO).artifact
     data = read_rag_dataset(REPO / "evals/kb-search/golden.yaml")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     r = Retriever(rag, data.documents, "cl100k_base")  # type: ignore[arg-type]
     for q in data.queries:
         retrieval_metrics(r.retrieve(q.query), q.relevant, rag.top_k)  # type: ignore[union-attr]
-    print(f"rag sample: build + {len(data.queries)} queries in {time.perf_counter() - t:.3f}s (goal < 2 s)")
+    print(f"rag sample (retriever build + {len(data.queries)} queries, first use: imports and encoding "
+          f"load included): {time.perf_counter() - t:.3f}s wall, {time.process_time() - cpu:.3f}s CPU (goal < 2 s)")
 
     rnd = random.Random(7)
     words = [w for d in data.documents for w in d.text.split()]
@@ -48,6 +52,7 @@ def main() -> None:
     t = time.perf_counter()
     big = Retriever(rag, docs, "cl100k_base")  # type: ignore[arg-type]
     build = time.perf_counter() - t
+    print(f"load average now: {os.getloadavg()}")
     queries = [q.query for q in data.queries] * 10
     t = time.perf_counter()
     for q in queries:
