@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from config.artifacts import GuardrailPolicyArtifact, RagConfigArtifact
 from config.catalog import load_catalog
@@ -32,6 +32,7 @@ from steps.providers.recordings import JS_PROVIDER, recordings_digest, recording
 from steps.rag.embeddings import EmbeddingError, EmbeddingProvider
 from steps.rag.retriever import Retriever
 
+T = TypeVar("T")
 CODE_ROOT = Path(__file__).resolve().parents[1]
 GUARDRAIL_PROVIDER = CODE_ROOT / "steps" / "providers" / "guardrail_provider.py"
 RAG_PROVIDER = CODE_ROOT / "steps" / "providers" / "rag_provider.py"
@@ -65,12 +66,16 @@ def code_digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
-def _dataset(af: ArtifactFile, dataset: str) -> tuple[Path, str]:
+def _golden(af: ArtifactFile, dataset: str, read: Callable[[Path, str], T]) -> tuple[Path, T]:
+    """Return the dataset file and what ``read`` makes of it; any problem is a SpecError."""
     path = af.dataset_path(dataset)
     if path is None:
         raise SpecError(f"{af.rel_path}: no dataset named '{dataset}' (the artifact has: "
                         f"{', '.join(af.datasets) or 'none'})")
-    return path, str(path.relative_to(af.root)) if path.is_relative_to(af.root) else str(path)
+    try:
+        return path, read(path, str(path.relative_to(af.root)) if path.is_relative_to(af.root) else str(path))
+    except LoadError as exc:
+        raise SpecError("; ".join(p.format() for p in exc.problems)) from exc
 
 
 def _python_provider(script: Path, label: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -100,11 +105,7 @@ def guardrail_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path) -
     """Return the promptfoo run of a guardrail policy's golden cases through the policy engine."""
     policy = af.artifact
     assert isinstance(policy, GuardrailPolicyArtifact)
-    path, shown = _dataset(af, dataset)
-    try:
-        cases = read_guardrail_cases(path, shown)
-    except LoadError as exc:
-        raise SpecError("; ".join(p.format() for p in exc.problems)) from exc
+    path, cases = _golden(af, dataset, read_guardrail_cases)
     classifier_model = ""
     if policy.classifier is not None:
         resolved = load_catalog().resolve(policy.classifier.model)
@@ -148,11 +149,7 @@ def rag_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path, work_di
     """
     rag = af.artifact
     assert isinstance(rag, RagConfigArtifact)
-    path, shown = _dataset(af, dataset)
-    try:
-        data = read_rag_dataset(path, shown)
-    except LoadError as exc:
-        raise SpecError("; ".join(p.format() for p in exc.problems)) from exc
+    path, data = _golden(af, dataset, read_rag_dataset)
     resolved = load_catalog().resolve(rag.embedding_model)
     if resolved is None:
         raise SpecError(f"{af.rel_path}: embedding_model '{rag.embedding_model}' is not in the model catalog")
