@@ -101,6 +101,13 @@ def _score(metric: str, expr: str) -> dict[str, Any]:
             "value": _js(f"const s = {expr};\nreturn {{pass: true, score: s, reason: '{metric} ' + s}};")}
 
 
+def _live_openai_only(mode: str, provider: str, what: str) -> None:
+    """Refuse a live classifier/embedding call the Python clients cannot make (they speak OpenAI's API)."""
+    if mode != "recorded" and provider != "openai":
+        raise SpecError(f"{what} is served by '{provider}'; live guardrail classifiers and embeddings "
+                        "support OpenAI models only (recorded mode works for any)")
+
+
 def guardrail_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path) -> Spec:
     """Return the promptfoo run of a guardrail policy's golden cases through the policy engine."""
     policy = af.artifact
@@ -112,6 +119,7 @@ def guardrail_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path) -
         if resolved is None:
             raise SpecError(f"{af.rel_path}: classifier model '{policy.classifier.model}' is not in the catalog")
         classifier_model = resolved[0]
+        _live_openai_only(mode, resolved[1].provider, f"{af.rel_path}: classifier model '{classifier_model}'")
     prepared = []
     for i, c in enumerate(cases):
         expected = promptfoo.escaped_json({"action": c.expected, "redacted": c.redacted})
@@ -157,6 +165,7 @@ def rag_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path, work_di
     rdir = recordings_dir(repo_root)
     embed = None
     if rag.index.type == "vector":
+        _live_openai_only(mode, entry.provider, f"{af.rel_path}: embedding_model '{model}'")
         embed = EmbeddingProvider(mode, entry.provider_model or model, rdir, rag.id)
     index_path = work_dir / "retriever.pickle"
 
