@@ -188,6 +188,7 @@ def prompt_spec(af: ArtifactFile, art: PromptArtifact, dataset: str, mode: Mode,
         _record(results_path, prepared, repo_root, art.id, canonical, pkey)
 
     return Spec(prepared, target, grader, canonical, {
+        "prompt": af.content_hash,  # a model-config branch's item hash is the config's, not the prompt's
         "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}), "model": canonical, "target": target,
         "grader": grader, "model_config": model.config_hash, "fallbacks": model.fallbacks,
         "recordings": recordings_digest(recordings_dir(repo_root), art.id) if mode == "recorded" else None,
