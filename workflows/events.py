@@ -15,7 +15,6 @@ rule the local receiver applies.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,11 +169,10 @@ def build_sensor(config: PromptPipelineConfig, namespace: str = "argo",
     triggers: list[dict[str, Any]] = []
     for artifact_type in ArtifactType:
         directory = config.artifact_dirs.get(artifact_type.value, artifact_type.default_dir).strip("/")
-        filters = push_filter(directory, s.branch)
         for host in HOSTS:
             dep = f"{host.key}-{artifact_type.value}"
             dependencies.append({"name": dep, "eventSourceName": host.event_source,
-                                 "eventName": host.event_name, "filters": copy.deepcopy(filters),
+                                 "eventName": host.event_name, "filters": push_filter(directory, s.branch, host.key),
                                  "filtersLogicalOperator": "and"})
             params = {"git-revision": "body.after", "base-revision": "body.before",
                       "repo-url": host.clone_url_key}
