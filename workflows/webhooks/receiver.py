@@ -82,6 +82,11 @@ class Watchdog:
             self._entries[self._next] = (time.monotonic() + seconds, sock)
             return self._next
 
+    def fired(self, token: int) -> bool:
+        """Return whether the deadline has cut this connection (still watching it)."""
+        with self._lock:
+            return token in self._fired
+
     def done(self, token: int) -> bool:
         """Stop watching; return whether the deadline had already cut the connection."""
         with self._lock:
@@ -162,13 +167,25 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().handle()
         except (ConnectionError, TimeoutError, OSError) as exc:
-            self._log_disconnect(exc)
+            if not self.server.watchdog.fired(self._watch):  # finish() reports a deadline cut
+                self._log_disconnect(exc)
+
+    def parse_request(self) -> bool:
+        """Parse the request line and headers, unless the deadline cut them short (then say nothing)."""
+        if self.server.watchdog.fired(self._watch):
+            self.close_connection = True
+            return False
+        ok = super().parse_request()
+        if self.server.watchdog.fired(self._watch):
+            self.close_connection = True
+            return False
+        return ok
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
         if self.server.watchdog.done(self._watch):
-            log.warning("client %s cut off: request not complete within %.0f s",
+            log.warning("client %s cut off: request not complete within %.1f s",
                         self.client_address[0], self.server.settings.request_deadline)
 
     def _log_disconnect(self, exc: BaseException) -> None:
@@ -254,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
                 log.info("client %s disconnected after %d of %d bytes", self.client_address[0],
                          length - remaining, length)
             else:
-                log.warning("client %s cut off after %d of %d bytes: request not complete within %.0f s",
+                log.warning("client %s cut off after %d of %d bytes: request not complete within %.1f s",
                             self.client_address[0], length - remaining, length,
                             self.server.settings.request_deadline)
             raise _CutOff
