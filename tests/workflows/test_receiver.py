@@ -26,7 +26,7 @@ from config.pipeline import PromptPipelineConfig
 from workflows.cli.serve import serve
 from workflows.webhooks.auth import WebhookSecrets
 from workflows.webhooks.receiver import ReceiverServer, ReceiverSettings, make_server
-from workflows.webhooks.run_queue import Job
+from workflows.webhooks.run_queue import DeliveryLog, Job
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 CASES: dict[str, dict[str, Any]] = json.loads((PAYLOADS / "cases.json").read_text())
@@ -390,3 +390,17 @@ def test_serve_reports_config_problems_one_per_line(tmp_path: Path) -> None:
                                 env={"PROMPTCI_WEBHOOK_SECRET_GITHUB": "x"})
     assert result.exit_code == 1
     assert f"{cfg}:2:3: defaults.evall" in result.output
+
+
+def test_the_replay_log_forgets_after_24_hours_and_stays_bounded() -> None:
+    now = [1000.0]
+    seen = DeliveryLog(clock=lambda: now[0], max_entries=3)
+    assert seen.reserve(["a", "b"]) is None
+    assert seen.reserve(["x", "b"]) == "b" and seen.reserve(["x"]) is None  # nothing of a refused call is kept
+    now[0] += 24 * 3600 - 1
+    assert seen.reserve(["a"]) == "a"
+    now[0] += 2
+    assert seen.reserve(["a"]) is None  # a day later the id may be used again
+    for k in ("p", "q", "r"):
+        seen.reserve([k])
+    assert seen.reserve(["a"]) is None  # evicted: at most max_entries are remembered
