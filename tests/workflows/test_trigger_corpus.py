@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,48 @@ def test_docs_table_is_generated_from_these_results(decisions: list[dict[str, An
     if os.environ.get("PROMPTCI_WRITE_DOCS") == "1":
         DOCS.write_text(fresh)
     assert text == fresh, "docs/triggers.md's table is stale: rerun with PROMPTCI_WRITE_DOCS=1"
+
+
+# ---------------------------------------------------------------- seeded random bodies
+
+_PIECES = ["prompts/", "guardrails/", "rag-configs/", "model-configs/", "docs/", '"', "\\", '\\"', "/", "\u2028",
+           "<", "&", "ü", "prompts", ".yaml", " ", "\n", "\\u0070", "[", "]", ",", "{", "}"]
+
+
+def _random_body(rnd: random.Random, host: str) -> str:
+    """Return a push body with adversarial paths, odd types and totals, sometimes ``\\/``-escaped."""
+    sha = lambda: "".join(rnd.choice("0123456789abcdef") for _ in range(40))  # noqa: E731
+    path = lambda: "".join(rnd.choice(_PIECES) for _ in range(rnd.randint(1, 5)))  # noqa: E731
+    lists = lambda: ([path() for _ in range(rnd.randint(0, 3))] if rnd.random() < 0.6  # noqa: E731
+                     else rnd.choice([None, "prompts/a", 3, {"a": "prompts/x"}, [["prompts/y"]], True, []]))
+    commits: Any = rnd.choice([None, "x", 5, {"a": 1}]) if rnd.random() < 0.1 else [
+        {"id": sha(), **{k: lists() for k in ("added", "modified", "removed") if rnd.random() < 0.9}}
+        for _ in range(rnd.choice([0, 1, 2, 3, 4, 5, 6, 19, 20, 21]))]
+    body: dict[str, Any] = {"ref": rnd.choice(["refs/heads/main"] * 12 + ["refs/heads/main\n", "refs/tags/v1", 5]),
+                            "before": rnd.choice([sha(), "0" * 40, "zz"]),
+                            "after": rnd.choice([sha()] * 10 + ["0" * 40, sha().upper(), 7])}
+    if commits is not None or rnd.random() < 0.5:
+        body["commits"] = commits
+    n = len(commits) if isinstance(commits, list) else 0
+    if host != "github" and rnd.random() < 0.8:
+        total = "total_commits_count" if host == "gitlab" else "total_commits"
+        body[total] = rnd.choice([n, n, n + 1, str(n), float(n)])
+    if host == "github" and rnd.random() < 0.3:
+        body["forced"] = rnd.choice([True, False, "true", 1])
+    text = json.dumps(body, ensure_ascii=rnd.random() < 0.5, indent=rnd.choice([None, 2]))
+    return text.replace("/", "\\/") if rnd.random() < 0.3 else text
+
+
+def test_seeded_random_bodies_are_decided_identically(oracle: Path,
+                                                      dumped_filters: dict[tuple[str, str], dict[str, Any]]) -> None:
+    rnd = random.Random(20261129)
+    bodies = [(host, _random_body(rnd, host)) for host in rnd.choices(["github", "gitlab", "gitea"], k=600)]
+    sensor = run_oracle(oracle, [{"id": f"{i}|{t}", "host": ORACLE_HOST[h], "filter": dumped_filters[(h, t)], "body": b}
+                                 for i, (h, b) in enumerate(bodies) for t in DIRS])
+    fired = disagree = 0
+    for i, (host, body) in enumerate(bodies):
+        python = sorted(d.artifact_type for d in decide_push(host, body.encode(), DIRS) if d.triggered)
+        argo = sorted(t for t in DIRS if sensor[f"{i}|{t}"])
+        fired += bool(argo)
+        disagree += python != argo
+    assert disagree == 0 and fired > 100  # the bodies exercise the file rules, not only the ref check
