@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 from workflows.webhooks.auth import HostSpec, WebhookSecrets, identify, verify
@@ -234,28 +234,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_request(self) -> tuple[HostSpec, str, bytes]:
         settings = self.server.settings
-        if self.path.split("?")[0] not in ("/", "/webhook"):
-            raise _Reply(HTTPStatus.NOT_FOUND, {"error": "POST webhooks to /webhook"})
         headers = {k.lower(): v for k, v in self.headers.items()}
+        raw_length = headers.get("content-length")
+        length = int(raw_length) if raw_length is not None and raw_length.isdigit() else None
+        if self.path.split("?")[0] not in ("/", "/webhook"):
+            self._refuse(length, HTTPStatus.NOT_FOUND, "POST webhooks to /webhook")
         found = identify(headers)
         if found is None:
-            raise _Reply(HTTPStatus.UNAUTHORIZED,
-                         {"error": "no X-GitHub-Event, X-Gitlab-Event, X-Gitea-Event or X-Event-Key header"})
+            self._refuse(length, HTTPStatus.UNAUTHORIZED,
+                         "no X-GitHub-Event, X-Gitlab-Event, X-Gitea-Event or X-Event-Key header")
         host, event = found
         media = _media_type(headers.get("content-type", ""))
         if media not in host.content_types:
-            raise _Reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                         {"error": f"Content-Type {media or '(none)'} is not {' or '.join(host.content_types)}"})
-        raw_length = headers.get("content-length")
-        if raw_length is None or not raw_length.isdigit():
+            self._refuse(length, HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                         f"Content-Type {media or '(none)'} is not {' or '.join(host.content_types)}")
+        if length is None:
             raise _Reply(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
-        length = int(raw_length)
         if length > settings.max_body_bytes:
+            self._refuse(length, HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                         f"body is {length} bytes; the limit is {settings.max_body_bytes}")
+        return host, event, self._read_exactly(length)
+
+    def _refuse(self, length: int | None, status: HTTPStatus, error: str) -> NoReturn:
+        """Raise the reply, after reading away (a bounded part of) the body so the client sees it."""
+        if length:
             self._drain(length)
-            raise _Reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                         {"error": f"body is {length} bytes; the limit is {settings.max_body_bytes}"})
-        body = self._read_exactly(length)
-        return host, event, body
+        raise _Reply(status, {"error": error})
 
     def _read_exactly(self, length: int) -> bytes:
         chunks, remaining = [], length
