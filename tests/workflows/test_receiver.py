@@ -404,3 +404,29 @@ def test_the_replay_log_forgets_after_24_hours_and_stays_bounded() -> None:
     for k in ("p", "q", "r"):
         seen.reserve([k])
     assert seen.reserve(["a"]) is None  # evicted: at most max_entries are remembered
+
+
+def test_connections_beyond_the_limit_get_503_until_one_frees_up() -> None:
+    r = start(max_connections=2, request_deadline=20)
+    try:
+        idle = [socket.create_connection(("127.0.0.1", r.port)) for _ in range(2)]
+        for s in idle:
+            s.sendall(b"POST /webhook HTTP/1.1\r\n")  # a handler thread waits for the rest
+        time.sleep(0.3)
+        def health() -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=10)
+            try:
+                conn.request("GET", "/healthz")
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        assert health() == 503
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 10
+        while health() != 200:
+            assert time.monotonic() < deadline, "slots were not freed"
+            time.sleep(0.05)
+    finally:
+        r.server.close()

@@ -49,6 +49,7 @@ FILTER_CAP_BYTES = 1024 * 1024  # argo-events' default maxPayloadSize (WebhookCo
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub drops webhook payloads over 25 MB; nothing legitimate is larger
 MAX_DRAIN_BYTES = 8 * 1024 * 1024  # an oversized body is read this far so the client sees the 413
 REQUEST_DEADLINE = 10.0
+MAX_CONNECTIONS = 64  # handler threads at once; more connections get 503 at once
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ReceiverSettings:
     filter_cap_bytes: int = FILTER_CAP_BYTES
     max_body_bytes: int = MAX_BODY_BYTES
     request_deadline: float = REQUEST_DEADLINE
+    max_connections: int = MAX_CONNECTIONS
     dedupe_seconds: float = DEDUPE_SECONDS
 
 
@@ -128,7 +130,29 @@ class ReceiverServer(ThreadingHTTPServer):
         self.settings, self.run_queue = settings, run_queue
         self.deliveries = DeliveryLog(ttl=settings.dedupe_seconds)
         self.watchdog = Watchdog()
+        self._slots = threading.BoundedSemaphore(settings.max_connections)
         self._serving = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a thread, or answer 503 when ``max_connections`` are busy.
+
+        With the request deadline this bounds both the threads and the memory that bodies
+        still being read can take.
+        """
+        if not self._slots.acquire(blocking=False):
+            log.warning("refused %s: %d connections busy", client_address[0], self.settings.max_connections)
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\nRetry-After: 1\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         self._serving = True
