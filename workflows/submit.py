@@ -330,7 +330,8 @@ def _control(action: str, run_id: str, repo: Path, host: str | None, namespace: 
     except ControlError as exc:
         _fail([f"{action}: {exc}"], 2)
     except Exception as exc:  # noqa: BLE001 - a server error is reported on one line, never a traceback
-        _fail([f"{action}: {type(exc).__name__}: {exc}"], 2)
+        first = (str(exc).splitlines() or [""])[0]
+        _fail([f"{action}: {type(exc).__name__}: {first}"], 2)
 
 
 @cli.command("resume")

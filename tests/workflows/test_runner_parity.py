@@ -316,3 +316,37 @@ def test_stop_fails_the_suspend_and_still_runs_the_exit_handler(suspended_run: t
     assert node(result, "approval").message == "workflow shutdown with strategy:  Stop"
     assert "after" not in result.tasks
     assert node(result, "report").status == "Succeeded"
+
+
+# --------------------------------------------------------------------------- when, parameters
+
+
+def test_conditions_never_equate_a_string_and_a_number() -> None:
+    """steps.go shouldExecute (govaluate: bare words are strings, DeepEqual) and util/expr/argoexpr
+    EvalBool (expr-lang: unknown names are errors, ``"75" == 75`` is false)."""
+    from workflows.runner.expr import ExpressionError, eval_condition, eval_expr
+
+    assert eval_condition("75 == 75") and eval_condition("Succeeded == Succeeded")
+    assert not eval_condition("'75' == 75") and eval_condition("3 > 0")
+    assert eval_expr('lastRetry.exitCode == "75"', {"lastRetry.exitCode": "75"})
+    assert not eval_expr("lastRetry.exitCode == 75", {"lastRetry.exitCode": "75"})
+    assert eval_expr('lastRetry.status == "Error" or retries == "0"', {"lastRetry.status": "x", "retries": "0"})
+    with pytest.raises(ExpressionError, match="unknown name"):
+        eval_expr("lastRetry.exitcode == 75", {"lastRetry.exitCode": "75"})
+
+
+def test_a_false_when_skips_and_a_skipped_leaf_does_not_fail_the_run(tmp_path: Path) -> None:
+    """dag.go executeDAGTask (``when`` false: Skipped, "when '...' evaluated false") and assessDAGPhase
+    (a Skipped leaf inherits its branch's Succeeded)."""
+    manifest = workflow([OK], [
+        {"name": "first", "template": "ok"},
+        {"name": "gated", "template": "ok", "depends": "first", "when": "{{workflow.parameters.go}} == true"},
+    ], arguments={"parameters": [{"name": "go", "value": "false", "enum": ["true", "false"]}]})
+    result = run(tmp_path, manifest)
+    assert node(result, "gated").status == "Skipped"
+    assert node(result, "gated").message == "when 'false == true' evaluated false"
+    assert result.ok
+    from workflows.runner.records import RunError
+
+    with pytest.raises(RunError, match="'maybe' is not one of true, false"):
+        run_template(manifest, {"go": "maybe"}, repo_root=tmp_path, runs_dir=tmp_path / "runs")
