@@ -334,26 +334,21 @@ def _control(action: str, run_id: str, repo: Path, host: str | None, namespace: 
         _fail([f"{action}: {type(exc).__name__}: {first}"], 2)
 
 
-@cli.command("resume")
-@click.argument("run_id")
-@click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
-              help="the checkout the local run runs in (default: current directory)")
-@_argo_options
-def resume_cmd(run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
-               insecure: bool) -> None:
-    """Resume the suspended step(s) of a run: a local run id, or a workflow name on the Argo Server."""
-    _control("resume", run_id, repo, host, namespace, token, insecure)
+def _control_command(action: str, summary: str) -> None:
+    """Add the ``resume`` or ``stop`` command (they differ only in the action)."""
+
+    @cli.command(action, help=summary)
+    @click.argument("run_id")
+    @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+                  help="the checkout the local run runs in (default: current directory)")
+    @_argo_options
+    def command(run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
+                insecure: bool) -> None:
+        _control(action, run_id, repo, host, namespace, token, insecure)
 
 
-@cli.command("stop")
-@click.argument("run_id")
-@click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
-              help="the checkout the local run runs in (default: current directory)")
-@_argo_options
-def stop_cmd(run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
-             insecure: bool) -> None:
-    """Stop a run as `argo stop` does: kill running steps, start nothing new, run the exit handler."""
-    _control("stop", run_id, repo, host, namespace, token, insecure)
+_control_command("resume", "Resume the suspended step(s) of a run: a local run id, or a workflow on the Argo Server.")
+_control_command("stop", "Stop a run as `argo stop` does: kill running steps, start nothing new, run the exit handler.")
 
 
 def _mount_commands() -> None:

@@ -133,38 +133,42 @@ class _Run:
         running: dict[Future[None], NodeRecord] = {}
         message = ""
         with ThreadPoolExecutor(max_workers=self.parallelism + len(tasks)) as pool:
-            while True:
-                if not self.cancelled.is_set():
-                    self._schedule(tasks, deps, graph, groups, pending)
-                    for entry in list(pending):
-                        node, task, item = entry
-                        if self._is_pod(task) and self._pods(running) >= self.parallelism:
-                            continue  # spec.parallelism counts pods; a suspend is not one
-                        pending.remove(entry)
-                        self._add(node)
-                        graph.setdefault(node.task, TaskNode("Running"))
-                        running[pool.submit(runner.execute, node, task, item, self._snapshot())] = node
-                    phase = assess_dag_phase(deps, graph, fail_fast=fail_fast)
-                    if phase != "Running" or (not running and not pending):
+            try:
+                while True:
+                    if not self.cancelled.is_set():
+                        self._schedule(tasks, deps, graph, groups, pending)
+                        for entry in list(pending):
+                            node, task, item = entry
+                            if self._is_pod(task) and self._pods(running) >= self.parallelism:
+                                continue  # spec.parallelism counts pods; a suspend is not one
+                            pending.remove(entry)
+                            self._add(node)
+                            graph.setdefault(node.task, TaskNode("Running"))
+                            running[pool.submit(runner.execute, node, task, item, self._snapshot())] = node
+                        phase = assess_dag_phase(deps, graph, fail_fast=fail_fast)
+                        if phase != "Running" or (not running and not pending):
+                            break
+                    elif not running:
+                        phase = "Failed"  # dag.go assessDAGPhase: a shut-down DAG fails
                         break
-                elif not running:
-                    phase = "Failed"  # dag.go assessDAGPhase: a shut-down DAG fails
-                    break
-                timeout = POLL_SECONDS
-                if wf_deadline and not self.cancelled.is_set():
-                    timeout = max(0.0, min(timeout, t0 + wf_deadline - time.monotonic()))
-                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
-                if not self.cancelled.is_set():
-                    if wf_deadline and time.monotonic() - t0 >= wf_deadline:
-                        message = f"workflow deadline of {wf_deadline:g}s exceeded"
-                        self._cancel(DEADLINE_MESSAGE)
-                    elif self.control.stop_requested():
-                        message = "Stopped with strategy 'Stop'"
-                        self._cancel(STOP_MESSAGE)
-                for fut in done:
-                    node = running.pop(fut)
-                    fut.result()
-                    self._finished(node, tasks[node.task], graph, groups)
+                    timeout = POLL_SECONDS
+                    if wf_deadline and not self.cancelled.is_set():
+                        timeout = max(0.0, min(timeout, t0 + wf_deadline - time.monotonic()))
+                    done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                    if not self.cancelled.is_set():
+                        if wf_deadline and time.monotonic() - t0 >= wf_deadline:
+                            message = f"workflow deadline of {wf_deadline:g}s exceeded"
+                            self._cancel(DEADLINE_MESSAGE)
+                        elif self.control.stop_requested():
+                            message = "Stopped with strategy 'Stop'"
+                            self._cancel(STOP_MESSAGE)
+                    for fut in done:
+                        node = running.pop(fut)
+                        fut.result()
+                        self._finished(node, tasks[node.task], graph, groups)
+            except KeyboardInterrupt:  # stop the steps, so the pool can wind down
+                self._cancel("interrupted")
+                raise
         status = {name: n.phase for name, n in graph.items()}
         for name, task in tasks.items():
             if name not in status and phase == "Running":  # never became ready: a cycle; fail closed
