@@ -203,7 +203,8 @@ class NodeRunner:
 
 
 def resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args and env.
+    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args, env
+    and git input artifacts.
 
     Argo's controller substitutes these before it creates the pod; every executor gets the result.
     """
@@ -212,4 +213,9 @@ def resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str
     script["command"] = [substitute(c, scope) for c in script.get("command", ["python"])]
     script["args"] = [substitute(a, scope) for a in script.get("args", [])]
     script["env"] = [{**e, "value": substitute(str(e.get("value", "")), scope)} for e in script.get("env", [])]
-    return {**tpl, "script": script}
+    inputs = dict(tpl.get("inputs") or {})
+    if inputs.get("artifacts"):  # the git artifact's repo and revision: what the init container clones
+        inputs["artifacts"] = [{**a, "git": {k: substitute(v, scope) if isinstance(v, str) else v
+                                             for k, v in a["git"].items()}} if "git" in a else a
+                               for a in inputs["artifacts"]]
+    return {**tpl, "script": script, **({"inputs": inputs} if inputs else {})}

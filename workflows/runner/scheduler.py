@@ -166,7 +166,7 @@ class _Run:
                         node = running.pop(fut)
                         fut.result()
                         self._finished(node, tasks[node.task], graph, groups)
-            except KeyboardInterrupt:  # stop the steps, so the pool can wind down
+            except BaseException:  # Ctrl-C, SIGTERM, a crash: stop the steps, so the pool can wind down
                 self._cancel("interrupted")
                 raise
         status = {name: n.phase for name, n in graph.items()}
