@@ -350,3 +350,15 @@ def test_a_false_when_skips_and_a_skipped_leaf_does_not_fail_the_run(tmp_path: P
 
     with pytest.raises(RunError, match="'maybe' is not one of true, false"):
         run_template(manifest, {"go": "maybe"}, repo_root=tmp_path, runs_dir=tmp_path / "runs")
+
+
+def test_tasks_listed_before_their_dependencies_are_decided_all_the_same(tmp_path: Path) -> None:
+    """dag.go executeDAGTask recurses into dependencies first, so the order tasks are written in
+    does not matter: ``c`` (listed first) is Omitted below the Omitted ``b``, not left undecided."""
+    result = run(tmp_path, workflow([OK, FAIL], [
+        {"name": "c", "template": "ok", "depends": "b"},
+        {"name": "b", "template": "ok", "depends": "a"},
+        {"name": "a", "template": "fail"},
+    ]))
+    assert [result.tasks[t] for t in ("a", "b", "c")] == ["Failed", "Omitted", "Omitted"]
+    assert result.status == "Failed" and result.message == "failed: a"

@@ -198,6 +198,17 @@ class _Run:
     def _schedule(self, tasks: Mapping[str, Mapping[str, Any]], deps: Mapping[str, list[str]],
                   graph: dict[str, TaskNode], groups: dict[str, list[NodeRecord]],
                   pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]]) -> None:
+        """Decide every task that can be decided now: passes until one changes nothing (an Omitted
+        task can make the next one decidable at once, whatever the tasks' order)."""
+        while True:
+            before = (len(graph), len(pending))
+            self._schedule_pass(tasks, deps, graph, groups, pending)
+            if (len(graph), len(pending)) == before:
+                return
+
+    def _schedule_pass(self, tasks: Mapping[str, Mapping[str, Any]], deps: Mapping[str, list[str]],
+                  graph: dict[str, TaskNode], groups: dict[str, list[NodeRecord]],
+                  pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]]) -> None:
         """Give every task whose dependencies are fulfilled its node (dag.go executeDAGTask).
 
         In Argo's order: ``depends`` (else Omitted), references to the dependencies' outputs,
