@@ -362,3 +362,12 @@ def test_tasks_listed_before_their_dependencies_are_decided_all_the_same(tmp_pat
     ]))
     assert [result.tasks[t] for t in ("a", "b", "c")] == ["Failed", "Omitted", "Omitted"]
     assert result.status == "Failed" and result.message == "failed: a"
+
+
+def test_an_unknown_task_result_in_depends_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """common/ancestry.go ValidateTaskResults: ``X.Bogus`` is invalid; one line, nothing runs."""
+    from workflows.runner.records import RunError
+
+    with pytest.raises(RunError, match=r"task 'b': unknown task result '\.Bogus'"):
+        run(tmp_path, workflow([OK], [{"name": "a", "template": "ok"},
+                                      {"name": "b", "template": "ok", "depends": "a.Bogus"}]))

@@ -115,8 +115,12 @@ class _Run:
             raise UnsupportedFeature("the entrypoint must be a dag template")
         fail_fast = entry["dag"].get("failFast", True)
         tasks = {t["name"]: t for t in entry["dag"]["tasks"]}
-        deps = {name: depends_names(depends_expression(t)) if depends_expression(t) else [] for name, t in
-                tasks.items()}
+        deps: dict[str, list[str]] = {}
+        for name, t in tasks.items():
+            try:
+                deps[name] = depends_names(depends_expression(t)) if depends_expression(t) else []
+            except ExpressionError as exc:
+                raise RunError(f"task '{name}': {exc}") from exc
         for name, ds in deps.items():
             unknown = [d for d in ds if d not in tasks]
             if unknown:
