@@ -138,6 +138,19 @@ def test_dag_phase_rules_match_assess_dag_phase() -> None:
     assert assess_dag_phase(deps, {}, fail_fast=True, shutdown=True) == "Failed"
 
 
+def test_depends_results_are_argos_task_results() -> None:
+    """dag.go evaluateDependsLogic TaskResults: no ``Completed``; AnySucceeded/AllFailed only for a fan-out."""
+    from workflows.runner.dag import depends_satisfied
+    from workflows.runner.expr import ExpressionError
+
+    with pytest.raises(ExpressionError, match="task result 'Completed' for task 'a' is invalid"):
+        depends_satisfied("a.Completed", {"a": TaskNode("Succeeded")})
+    assert not depends_satisfied("a.AllFailed", {"a": TaskNode("Failed")})
+    assert depends_satisfied("a.AllFailed", {"a": TaskNode("Failed", ["Failed", "Failed"])})
+    assert not depends_satisfied("a.AllFailed", {"a": TaskNode("Failed", ["Failed", "Error"])})
+    assert depends_satisfied("a", {"a": TaskNode("Skipped")}) and not depends_satisfied("a", {"a": TaskNode("Omitted")})
+
+
 # --------------------------------------------------------------------------- aggregated outputs
 
 
