@@ -76,7 +76,12 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
 
 
 def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
-    """Return the problems of every Argo manifest in the given files/directories."""
+    """Return the problems of every Argo manifest in the given files/directories.
+
+    Workflows, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows are linted; so is the
+    Workflow each Sensor's ``argoWorkflow`` trigger submits, against the WorkflowTemplates found in
+    the same paths. Other kinds (RBAC, ConfigMaps, EventSources) are not Argo Workflows' to check.
+    """
     from config.yamlio import LoadError, parse_text
     from workflows.argo.lint import lint_manifest
 
@@ -84,9 +89,9 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
     for p in paths:
         files += sorted(x for x in p.rglob("*") if x.suffix in {".yaml", ".yml"}) if p.is_dir() else [p]
     problems: list[Problem] = []
+    docs = []
     for f in files:
-        text = f.read_text()
-        for i, chunk in enumerate(text.split("\n---\n")):
+        for i, chunk in enumerate(f.read_text().split("\n---\n")):
             if not chunk.strip():
                 continue
             try:
@@ -94,10 +99,21 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
             except LoadError as exc:
                 problems += exc.problems
                 continue
-            doc = loaded.data
-            if isinstance(doc, dict) and doc.get("apiVersion", "").startswith("argoproj.io/") \
-                    and doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}:
-                problems += lint_manifest(doc, loaded=loaded, schema=schema)
+            if isinstance(loaded.data, dict) and str(loaded.data.get("apiVersion", "")).startswith("argoproj.io/"):
+                docs.append(loaded)
+    known = {d.data["metadata"]["name"]: d.data for d in docs
+             if d.data.get("kind") == "WorkflowTemplate" and (d.data.get("metadata") or {}).get("name")}
+    for loaded in docs:
+        doc = loaded.data
+        if doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}:
+            problems += lint_manifest(doc, loaded=loaded, schema=schema, known_templates=known)
+        elif doc.get("kind") == "Sensor":
+            for j, trigger in enumerate((doc.get("spec") or {}).get("triggers") or []):
+                resource = (((trigger.get("template") or {}).get("argoWorkflow") or {}).get("source") or {}) \
+                    .get("resource")
+                if isinstance(resource, dict) and resource.get("kind") == "Workflow":
+                    at = ("spec", "triggers", j, "template", "argoWorkflow", "source", "resource")
+                    problems += lint_manifest(resource, loaded=loaded, schema=schema, known_templates=known, at=at)
     return problems
 
 
@@ -154,22 +170,25 @@ def dump_cmd(out: Path, config_path: str | None) -> None:
 @cli.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default ../shared/schemas]")
+              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default: the packaged v4.1.2 schema]")
 @config_option
 def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | None) -> None:
     """Check templates offline like `argo lint`: references, cycles, names, variables, parameters, schema.
 
     Without PATHS, lints the templates as compiled from the code.
     """
-    from workflows.argo.lint import find_schema, lint_manifest
+    from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
-    if schema is None and find_schema() is None:
-        click.echo("lint: no Argo schema found; schema check skipped (pass --schema)", err=True)
-    if paths:
-        problems = lint_files(paths, schema)
-    else:
-        problems = [p for m in compile_templates(_settings(config_path)) for p in lint_manifest(m, schema=schema)]
+    try:
+        if paths:
+            problems = lint_files(paths, schema)
+        else:
+            problems = [p for m in compile_templates(_settings(config_path))
+                        for p in lint_manifest(m, schema=schema)]
+    except SchemaError as exc:
+        _fail([f"lint: {exc}"], 2)
     if problems:
         click.echo(render(problems))
     if has_errors(problems):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from workflows.argo.lint import SHARED_SCHEMA, schema_problems
+from workflows.argo.schema import packaged_schema, schema_problems
 from workflows.submit import cli
 
 TOKEN = "s3cr3t-token-value"
@@ -97,8 +97,7 @@ def test_register_creates_then_updates_with_valid_templates(argo: tuple[FakeArgo
     assert {r[1] for r in posts} == {"/api/v1/workflow-templates/ci"}
     for _, _, headers, body in posts:
         assert headers["Authorization"] == f"Bearer {TOKEN}"
-        if SHARED_SCHEMA.is_file():
-            assert schema_problems(body["template"], SHARED_SCHEMA, "body") == []
+        assert schema_problems(body["template"], packaged_schema(), "body") == []
     state.requests.clear()
     second = CliRunner().invoke(cli, ["register"], env=_env(url))
     assert second.exit_code == 0, second.output
@@ -124,9 +123,8 @@ def test_submit_prints_link_and_waits_for_the_result(argo: tuple[FakeArgo, str])
     assert wf["spec"]["workflowTemplateRef"] == {"name": "promptci-prompt"}
     assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {
         "git-revision": "abc123", "repo-url": "https://git.example/repo.git"}
-    if SHARED_SCHEMA.is_file():
-        assert schema_problems({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", **wf},
-                               SHARED_SCHEMA, "body") == []
+    assert schema_problems({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", **wf},
+                           packaged_schema(), "body") == []
     gets = [r for r in state.requests if r[0] == "GET"]
     assert gets and all(r[1].startswith("/api/v1/workflows/ci/promptci-prompt-abcde") for r in gets)
     assert TOKEN not in result.output
