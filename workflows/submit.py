@@ -198,19 +198,29 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 
 @cli.command("register")
 @_argo_options
+@click.option("--instanceid", "instance_id", help="the controller's instance id [env ARGO_INSTANCEID]; "
+                                                  "promptci refuses one (see docs/pipelines.md)")
 @config_option
 def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
-                 config_path: str | None) -> None:
+                 instance_id: str | None, config_path: str | None) -> None:
     """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import register_templates
+    from workflows.argo.client import ArgoConfigError, refuse_instance_id, register_templates
     from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
+    try:
+        refuse_instance_id(instance_id)
+    except ArgoConfigError as exc:
+        _fail([f"register: {exc}"], 2)
     target = _target(host, namespace, token, insecure)
     manifests = compile_templates(_settings(config_path))
-    problems = [p for m in manifests for p in lint_manifest(m)]
+    try:
+        problems = [p for m in manifests for p in lint_manifest(m)]
+    except SchemaError as exc:
+        _fail([f"register: {exc}"], 2)
     if has_errors(problems):
         _fail([render(problems), "register: not registering templates that fail lint"])
     try:
@@ -234,10 +244,9 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import submit_workflow, wait_for
+    from workflows.argo.client import missing_parameters, submit_workflow, wait_for
     from workflows.templates import build_template
 
-    target = _target(host, namespace, token, insecure)
     values = _parse_params(params)
     manifest = build_template(ArtifactType(artifact_type), _settings(config_path)).to_dict()
     declared = [p["name"] for p in manifest["spec"]["arguments"]["parameters"]]
@@ -245,6 +254,11 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     if unknown:
         raise click.BadParameter(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(declared)}",
                                  param_hint="-p")
+    missing = missing_parameters(manifest, values)
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} has no default; pass " +
+                                 " ".join(f"-p {m}=..." for m in missing), param_hint="-p")
+    target = _target(host, namespace, token, insecure)
     try:
         name = submit_workflow(target, manifest["metadata"]["name"], values,
                                labels={"promptci.dev/artifact-type": artifact_type})

@@ -149,3 +149,24 @@ def test_bad_token_and_unknown_parameter_fail_cleanly(argo: tuple[FakeArgo, str]
 def test_no_server_configured_is_a_clear_error() -> None:
     result = CliRunner().invoke(cli, ["register"], env={"ARGO_SERVER": ""})
     assert result.exit_code == 2 and "ARGO_SERVER" in result.output
+
+
+def test_register_refuses_a_controller_with_an_instance_id_before_any_request(argo: tuple[FakeArgo, str]) -> None:
+    """A controller with instanceID runs only labelled Workflows (util/instanceid/service.go), and the
+    Sensor's in-process `argo submit` strips the label (argo-events argo-workflow.go Execute): refuse."""
+    state, url = argo
+    result = CliRunner().invoke(cli, ["register"], env={**_env(url), "ARGO_INSTANCEID": "team-a"})
+    assert result.exit_code == 2
+    assert "instanceID 'team-a'" in result.output and "workflows.argoproj.io/controller-instanceid" in result.output
+    assert state.requests == []
+    result = CliRunner().invoke(cli, ["register", "--instanceid", "team-b"], env=_env(url))
+    assert result.exit_code == 2 and "team-b" in result.output and state.requests == []
+
+
+def test_submit_without_repo_url_names_the_flag_before_any_request(argo: tuple[FakeArgo, str]) -> None:
+    """Argo would reject it (validate.go validateArgumentsValues: "value or valueFrom is required")."""
+    state, url = argo
+    result = CliRunner().invoke(cli, ["submit", "prompt", "-p", "git-revision=abc"], env=_env(url))
+    assert result.exit_code == 2
+    assert "repo-url has no default; pass -p repo-url=..." in result.output
+    assert state.requests == []
