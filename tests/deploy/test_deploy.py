@@ -125,12 +125,13 @@ def test_grafana_dashboard_has_the_required_panels() -> None:
     dash = json.loads((DEPLOY / "grafana" / "promptci-dashboard.json").read_text())
     exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in dash["panels"]}
     pass_rate = exprs["Pass rate per stage"]
-    assert "prompt_pipeline_result_total" in pass_rate and "by (stage)" in pass_rate
+    assert "argo_workflows_prompt_pipeline_result{" in pass_rate and "by (stage)" in pass_rate
     duration = exprs["Pipeline duration p50 / p95"]
     assert "histogram_quantile(0.5," in duration and "histogram_quantile(0.95," in duration
-    assert "prompt_pipeline_duration_seconds_bucket" in duration
+    assert "argo_workflows_prompt_pipeline_duration_seconds_bucket" in duration
     failures = exprs["Failed or errored runs by artifact type"]
-    assert "by (artifact_type)" in failures and 'result=~"failed|error"' in failures
+    assert "by (artifact_type)" in failures and 'result=~"Failed|Error"' in failures
+    # that each query selects series that exist on both paths: tests/workflows/test_metrics_parity.py
 
 
 def test_kustomize_builds_the_base() -> None:

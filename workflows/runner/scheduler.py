@@ -392,6 +392,7 @@ class _Run:
                               attempt_dir=attempt_dir, context=self.context)
         step = self.executor.run(request)
         node.status, node.message, node.exit_code = step.phase, step.message, step.exit_code
+        node.attempt_phases.append(step.phase)
         if step.exit_code is not None:  # a step that never started leaves the last attempt's values
             node.outputs, node.result = step.outputs, step.result
 
