@@ -54,7 +54,10 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         pytest.skip(message)
     port = _free_port()
     log = (tmp_path / "pushgateway.log").open("wb")
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, shared by every run on
+    # the machine: an empty --persistence.file keeps this gateway's metrics in its own memory only.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                            stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15
@@ -68,6 +71,9 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"pushgateway did not become ready: {(tmp_path / 'pushgateway.log').read_text()}")
             time.sleep(0.05)
+        time.sleep(0.3)  # another test's gateway may have answered on this port while ours failed to bind
+        if proc.poll() is not None:
+            pytest.fail(f"pushgateway exited: {(tmp_path / 'pushgateway.log').read_text()}")
         yield url
     finally:
         proc.terminate()  # this process only, by its PID

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from workflows.runner.expr import ExpressionError, UnresolvedVariable, substitute
@@ -32,7 +33,7 @@ from workflows.runner.records import NodeRecord, RunResult
 
 log = logging.getLogger("promptci.metrics")
 FINISHED = ("Succeeded", "Failed", "Error")
-STATE_FILE = "metrics-state.json"
+STATE_FILE = Path("metrics") / "state.json"  # beside runs/: .promptci/metrics/state.json
 
 
 def _emission(metric: Mapping[str, Any], scope: Mapping[str, str]) -> Any:
@@ -86,14 +87,14 @@ def _resolved(metrics: list[Mapping[str, Any]], scope: Mapping[str, str], where:
 def record_metrics(manifest: Mapping[str, Any], result: RunResult) -> str | None:
     """Publish the run's emissions; return a note when they could not be recorded (never raises).
 
-    The cumulative state lives beside the run directories (``<runs>/metrics-state.json``), so
+    The cumulative state lives beside the runs directory (``.promptci/metrics/state.json``), so
     every local run on this checkout adds to the same counters, as runs on one controller do.
     """
     from steps.metrics import MetricsError, publish
 
     try:
         found = emissions(manifest, result, {"workflow.name": result.run_id})
-        publish(found, run_dir=result.run_dir, state_path=result.run_dir.parent / STATE_FILE,
+        publish(found, run_dir=result.run_dir, state_path=result.run_dir.parent.parent / STATE_FILE,
                 pushgateway_url=os.environ.get("PUSHGATEWAY_URL"))
     except (MetricsError, OSError) as exc:
         return f"metrics not recorded: {exc}"
