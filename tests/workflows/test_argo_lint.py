@@ -133,3 +133,21 @@ def test_warnings_never_fail_lint(manifest: dict[str, Any]) -> None:
     m["spec"]["templates"][0]["script"]["env"].append({"name": "X", "value": "{{=sprig.env('HOME')}}"})
     problems = lint_manifest(m)
     assert problems and not has_errors(problems)
+
+
+@pytest.mark.parametrize("path, value", [
+    (("spec", "templates", 0, "inputs", "parameters"), True),
+    (("spec", "templates", -1, "dag", "tasks", 0), None),
+    (("spec", "templates", -1, "dag", "tasks", 1, "template"), ["lint"]),
+    (("spec", "templates", 0, "metrics", "prometheus", 0, "labels", 0), "x"),
+    (("kind",), ["Workflow"]),
+])
+def test_a_manifest_of_the_wrong_shape_gets_problems_not_a_traceback(manifest: dict[str, Any], path: tuple,
+                                                                      value: Any) -> None:
+    """Argo unmarshals into typed structs before validate.go runs: the shape is the schema's to report."""
+    m = copy.deepcopy(manifest)
+    obj: Any = m
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
+    assert has_errors(lint_manifest(m))

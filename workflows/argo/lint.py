@@ -552,7 +552,17 @@ def lint_manifest(manifest: Mapping[str, Any], *, display: str = "", loaded: Loa
     ``known_templates`` maps WorkflowTemplate names to manifests, for Workflows that reference one;
     ``at`` locates a manifest embedded in another (a Sensor's trigger) for the problems' positions.
     """
-    shown = display or (manifest.get("metadata") or {}).get("name", "<manifest>")
-    schema_path = find_schema(schema)
-    problems = _Linter(manifest, loaded, shown, known_templates or {}, at).run()
-    return problems + schema_problems(manifest, schema_path, shown, loaded, at)
+    meta = manifest.get("metadata")
+    shown = display or (meta.get("name") if isinstance(meta, dict) else None) or "<manifest>"
+    structural = schema_problems(manifest, find_schema(schema), shown, loaded, at)
+    problems: list[Problem] = []
+    try:
+        linter = _Linter(manifest, loaded, shown, known_templates or {}, at)
+        problems = linter.problems
+        problems = linter.run()
+    except (AttributeError, TypeError, KeyError, ValueError):
+        # Argo unmarshals into typed structs before validate.go runs; a manifest of the wrong shape
+        # stops there. The schema problems say what is wrong; without any, this is a bug of ours.
+        if not structural:
+            raise
+    return problems + structural

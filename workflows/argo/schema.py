@@ -89,7 +89,7 @@ def schema_problems(manifest: Mapping[str, Any], schema_path: Path, display: str
     ``at`` is where the manifest sits inside the loaded document (a Sensor's trigger), if not at its root.
     """
     kind = manifest.get("kind", "")
-    if kind not in ARGO_KINDS:
+    if not isinstance(kind, str) or kind not in ARGO_KINDS:
         return [Problem(display, 0, 0, dotted((*at, "kind")), f"not an Argo Workflows kind: '{kind}'")]
     out = []
     for err in sorted(_validator(str(schema_path), kind).iter_errors(manifest), key=lambda e: list(e.path)):
