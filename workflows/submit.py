@@ -101,20 +101,26 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
                 continue
             if isinstance(loaded.data, dict) and str(loaded.data.get("apiVersion", "")).startswith("argoproj.io/"):
                 docs.append(loaded)
-    known = {d.data["metadata"]["name"]: d.data for d in docs
-             if d.data.get("kind") == "WorkflowTemplate" and (d.data.get("metadata") or {}).get("name")}
+    known = {d.data["metadata"]["name"]: d.data for d in docs if d.data.get("kind") == "WorkflowTemplate"
+             and isinstance(d.data.get("metadata"), dict) and isinstance(d.data["metadata"].get("name"), str)}
     for loaded in docs:
         doc = loaded.data
         if doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}:
             problems += lint_manifest(doc, loaded=loaded, schema=schema, known_templates=known)
-        elif doc.get("kind") == "Sensor":
-            for j, trigger in enumerate((doc.get("spec") or {}).get("triggers") or []):
-                resource = (((trigger.get("template") or {}).get("argoWorkflow") or {}).get("source") or {}) \
-                    .get("resource")
+        elif doc.get("kind") == "Sensor" and isinstance(doc.get("spec"), dict):
+            for j, trigger in enumerate(doc["spec"].get("triggers") or []):
+                resource = _dig(trigger, "template", "argoWorkflow", "source", "resource")
                 if isinstance(resource, dict) and resource.get("kind") == "Workflow":
                     at = ("spec", "triggers", j, "template", "argoWorkflow", "source", "resource")
                     problems += lint_manifest(resource, loaded=loaded, schema=schema, known_templates=known, at=at)
     return problems
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    """Return ``obj[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _target(host: str | None, namespace: str | None, token: str | None, insecure: bool) -> Any:
