@@ -85,8 +85,9 @@ class ScriptedPods:
         out.write_text("")
         err.write_text("")
         now = time.time()
-        return StepResult(phase=phase, message="" if phase == "Succeeded" else "scripted", exit_code=
-                          {"Succeeded": 0, "Failed": 1}.get(phase), outputs=outputs, result="",
+        return StepResult(phase=phase, message="" if phase == "Succeeded" else "scripted",
+                          exit_code={"Succeeded": 0, "Failed": 1}.get(phase), outputs=outputs,
+                          result="{}" if request.capture_result else None,
                           stdout_path=out, stderr_path=err, started=now, finished=now)
 
     def cancel(self) -> None:
