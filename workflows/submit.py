@@ -76,7 +76,12 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
 
 
 def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
-    """Return the problems of every Argo manifest in the given files/directories."""
+    """Return the problems of every Argo manifest in the given files/directories.
+
+    Workflows, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows are linted; so is the
+    Workflow each Sensor's ``argoWorkflow`` trigger submits, against the WorkflowTemplates found in
+    the same paths. Other kinds (RBAC, ConfigMaps, EventSources) are not Argo Workflows' to check.
+    """
     from config.yamlio import LoadError, parse_text
     from workflows.argo.lint import lint_manifest
 
@@ -84,9 +89,9 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
     for p in paths:
         files += sorted(x for x in p.rglob("*") if x.suffix in {".yaml", ".yml"}) if p.is_dir() else [p]
     problems: list[Problem] = []
+    docs = []
     for f in files:
-        text = f.read_text()
-        for i, chunk in enumerate(text.split("\n---\n")):
+        for i, chunk in enumerate(f.read_text().split("\n---\n")):
             if not chunk.strip():
                 continue
             try:
@@ -94,11 +99,28 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
             except LoadError as exc:
                 problems += exc.problems
                 continue
-            doc = loaded.data
-            if isinstance(doc, dict) and doc.get("apiVersion", "").startswith("argoproj.io/") \
-                    and doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}:
-                problems += lint_manifest(doc, loaded=loaded, schema=schema)
+            if isinstance(loaded.data, dict) and str(loaded.data.get("apiVersion", "")).startswith("argoproj.io/"):
+                docs.append(loaded)
+    known = {d.data["metadata"]["name"]: d.data for d in docs if d.data.get("kind") == "WorkflowTemplate"
+             and isinstance(d.data.get("metadata"), dict) and isinstance(d.data["metadata"].get("name"), str)}
+    for loaded in docs:
+        doc = loaded.data
+        if doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}:
+            problems += lint_manifest(doc, loaded=loaded, schema=schema, known_templates=known)
+        elif doc.get("kind") == "Sensor" and isinstance(doc.get("spec"), dict):
+            for j, trigger in enumerate(doc["spec"].get("triggers") or []):
+                resource = _dig(trigger, "template", "argoWorkflow", "source", "resource")
+                if isinstance(resource, dict) and resource.get("kind") == "Workflow":
+                    at = ("spec", "triggers", j, "template", "argoWorkflow", "source", "resource")
+                    problems += lint_manifest(resource, loaded=loaded, schema=schema, known_templates=known, at=at)
     return problems
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    """Return ``obj[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _target(host: str | None, namespace: str | None, token: str | None, insecure: bool) -> Any:
@@ -154,22 +176,25 @@ def dump_cmd(out: Path, config_path: str | None) -> None:
 @cli.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default ../shared/schemas]")
+              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default: the packaged v4.1.2 schema]")
 @config_option
 def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | None) -> None:
     """Check templates offline like `argo lint`: references, cycles, names, variables, parameters, schema.
 
     Without PATHS, lints the templates as compiled from the code.
     """
-    from workflows.argo.lint import find_schema, lint_manifest
+    from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
-    if schema is None and find_schema() is None:
-        click.echo("lint: no Argo schema found; schema check skipped (pass --schema)", err=True)
-    if paths:
-        problems = lint_files(paths, schema)
-    else:
-        problems = [p for m in compile_templates(_settings(config_path)) for p in lint_manifest(m, schema=schema)]
+    try:
+        if paths:
+            problems = lint_files(paths, schema)
+        else:
+            problems = [p for m in compile_templates(_settings(config_path))
+                        for p in lint_manifest(m, schema=schema)]
+    except SchemaError as exc:
+        _fail([f"lint: {exc}"], 2)
     if problems:
         click.echo(render(problems))
     if has_errors(problems):
@@ -179,19 +204,29 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 
 @cli.command("register")
 @_argo_options
+@click.option("--instanceid", "instance_id", help="the controller's instance id [env ARGO_INSTANCEID]; "
+                                                  "promptci refuses one (see docs/pipelines.md)")
 @config_option
 def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
-                 config_path: str | None) -> None:
+                 instance_id: str | None, config_path: str | None) -> None:
     """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import register_templates
+    from workflows.argo.client import ArgoConfigError, refuse_instance_id, register_templates
     from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
+    try:
+        refuse_instance_id(instance_id)
+    except ArgoConfigError as exc:
+        _fail([f"register: {exc}"], 2)
     target = _target(host, namespace, token, insecure)
     manifests = compile_templates(_settings(config_path))
-    problems = [p for m in manifests for p in lint_manifest(m)]
+    try:
+        problems = [p for m in manifests for p in lint_manifest(m)]
+    except SchemaError as exc:
+        _fail([f"register: {exc}"], 2)
     if has_errors(problems):
         _fail([render(problems), "register: not registering templates that fail lint"])
     try:
@@ -215,10 +250,9 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import submit_workflow, wait_for
+    from workflows.argo.client import missing_parameters, submit_workflow, wait_for
     from workflows.templates import build_template
 
-    target = _target(host, namespace, token, insecure)
     values = _parse_params(params)
     manifest = build_template(ArtifactType(artifact_type), _settings(config_path)).to_dict()
     declared = [p["name"] for p in manifest["spec"]["arguments"]["parameters"]]
@@ -226,6 +260,11 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     if unknown:
         raise click.BadParameter(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(declared)}",
                                  param_hint="-p")
+    missing = missing_parameters(manifest, values)
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} has no default; pass " +
+                                 " ".join(f"-p {m}=..." for m in missing), param_hint="-p")
+    target = _target(host, namespace, token, insecure)
     try:
         name = submit_workflow(target, manifest["metadata"]["name"], values,
                                labels={"promptci.dev/artifact-type": artifact_type})
