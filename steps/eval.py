@@ -36,9 +36,11 @@ from steps.providers.recordings import (
     recordings_dir,
     write_recording,
 )
+from steps.records import EvalRecord, RecordError, put_signed, read_baseline, record_key
 from steps.render import MissingVariable, render_messages, resolve_vars
 from steps.reports import diff_html, diff_markdown
-from steps.stores.store import ArtifactStore, StoreError, baseline_key, run_key
+from steps.signing import SignatureError, signing_key
+from steps.stores.store import ArtifactStore, StoreError, run_key
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class _Branch:
     item: EvalItem
     reasons: list[str] = field(default_factory=list)
     report_keys: list[str] = field(default_factory=list)
+    result: EvalResult | None = None
 
 
 def _result(item: EvalItem, status: str, **kw: Any) -> BranchResult:
@@ -235,27 +238,44 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
                no_cache: bool = False) -> BranchResult:
     """Evaluate one (artifact, dataset) and return its verdict; never raises for quality or tool failures.
 
-    Writes ``result.json`` (the baseline format), promptfoo's ``results.json``,
-    ``report.html`` and ``junit.xml``, and ``diff.md``/``diff.html`` against the
-    baseline of ``target_env`` (``dev`` when None) to ``run_key(run_id, …)``.
+    Writes ``result.json`` (the measured EvalResult), promptfoo's ``results.json``,
+    ``report.html`` and ``junit.xml``, ``diff.md``/``diff.html`` against the baseline of
+    ``target_env`` (``dev`` when None), and last the signed ``record.json`` (steps/records.py)
+    that promote decides on, to ``run_key(run_id, …)``. A store failure makes the
+    branch a retryable error (nothing signed is left half-written).
     """
     b = _Branch(item)
     try:
-        return _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
-                    store=store, work_dir=work_dir, no_cache=no_cache)
+        key = signing_key(repo_root, create=True)
+    except SignatureError as exc:
+        return _result(item, "error", reasons=[f"cannot sign the eval record: {exc}"])
+    try:
+        out = _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
+                   store=store, work_dir=work_dir, no_cache=no_cache, key=key)
     except BranchError as exc:
-        return _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
+        out = _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
     except StoreError as exc:
-        return _result(item, "error", reasons=[f"artifact store ({store.describe()}): {exc}"],
-                       report_keys=b.report_keys, retryable=True)
+        return _store_error(item, store, exc, b)
     except Exception as exc:  # fail closed: a crash in this stage must block promotion, with its reason
         log.exception("eval branch %s/%s crashed", item.artifact_id, item.dataset)
-        return _result(item, "error", reasons=[f"eval stage crashed: {type(exc).__name__}: {exc}"],
-                       report_keys=b.report_keys)
+        out = _result(item, "error", reasons=[f"eval stage crashed: {type(exc).__name__}: {exc}"],
+                      report_keys=b.report_keys)
+    try:
+        put_signed(store, record_key(run_id, item.artifact_id, item.dataset),
+                   EvalRecord(run_id=run_id, branch=out, result=b.result), key)
+    except StoreError as exc:
+        return _store_error(item, store, exc, b)
+    return out
+
+
+def _store_error(item: EvalItem, store: ArtifactStore, exc: StoreError, b: _Branch) -> BranchResult:
+    return _result(item, "error", reasons=[f"artifact store ({store.describe()}): {exc}"],
+                   report_keys=b.report_keys, retryable=True)
 
 
 def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env: str | None,
-         config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool) -> BranchResult:
+         config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool,
+         key: bytes) -> BranchResult:
     th = config.for_artifact(item.artifact_id).thresholds_for(target_env)
     try:
         af = load_artifact(repo_root / item.path, repo_root)
@@ -276,14 +296,15 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
         raise BranchError(f"{af.rel_path}: {af.artifact_type.value} artifacts have no eval datasets "
                           f"(got dataset '{item.dataset}')")
     started = time.monotonic()
-    result, files, cached, key = _evaluate(item, af, art, th, repo_root=repo_root, store=store,
-                                           work_dir=work_dir, no_cache=no_cache)
+    result, files, cached, cache_key = _evaluate(item, af, art, th, repo_root=repo_root, store=store,
+                                                 work_dir=work_dir, no_cache=no_cache)
+    b.result = result
     env = target_env or "dev"
-    raw_baseline = store.get_bytes(baseline_key(env, item.artifact_id, item.dataset))
     try:
-        baseline = None if raw_baseline is None else load_result(raw_baseline, f"baseline for {env}")
-    except ResultsError as exc:
-        raise BranchError(str(exc)) from exc
+        stored = read_baseline(store, env, item.artifact_id, item.dataset, key)
+    except RecordError as exc:
+        raise BranchError(f"baseline for {env}: {exc}") from exc
+    baseline = stored.result if stored is not None else None
     verdict: Verdict = judge(result, th, baseline)
     errors = result.errors
     status = "error" if errors else ("passed" if verdict.passed else "failed")
@@ -299,7 +320,7 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     _put(store, run_key(run_id, item.artifact_id, item.dataset, "diff.html"),
          diff_html(result, baseline, verdict, status).encode(), "text/html", b)
     if status == "passed" and not cached:
-        eval_cache.save(store, item.artifact_id, item.dataset, key, files)
+        eval_cache.save(store, item.artifact_id, item.dataset, cache_key, files)
     log.info("eval %s/%s: %s in %.1fs", item.artifact_id, item.dataset, status, time.monotonic() - started)
     return _result(item, status, pass_rate=verdict.pass_rate, metric_scores=verdict.metric_scores,
                    tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,

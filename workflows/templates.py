@@ -242,8 +242,7 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
                               "no-cache": _wf("no-cache")})
             approval_t(name="approval", depends="plan", when=_plan_out("needs-approval") + " == true")
             promote_t(name="promote", depends="eval && approval", when=_plan_out("count") + " > 0",
-                      arguments={"results": "{{tasks.eval.outputs.parameters.result}}",
-                                 "items": _plan_out("items"), "target-environment": _wf("target-environment"),
+                      arguments={"target-environment": _wf("target-environment"),
                                  "dry-run": _wf("dry-run"), "approved": _plan_out("needs-approval"),
                                  "git-revision": _wf("git-revision")})
     return wt
