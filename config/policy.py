@@ -141,26 +141,33 @@ def _compare(t: ResolvedConfig, p: ResolvedConfig) -> list[tuple[str, Any, Any]]
     it = iter(chain_p)
     if not all(env in it for env in chain_t):  # trusted chain must stay a subsequence, in order
         out.append(("promotion.chain", chain_t, chain_p))
+    from_defaults: set[tuple[str, str, str]] = set()
     for env in [None, *chain_t]:
         if env is not None and env not in chain_p:
             continue
         a, b = t.thresholds_for(env), p.thresholds_for(env)
         pre = "eval" if env is None else f"promotion.environments.{env}"
+        found: list[tuple[str, Any, Any]] = []
         if b.min_pass_rate < a.min_pass_rate:
-            out.append((f"{pre}.min_pass_rate", a.min_pass_rate, b.min_pass_rate))
+            found.append(("min_pass_rate", a.min_pass_rate, b.min_pass_rate))
         if b.max_regression > a.max_regression:
-            out.append((f"{pre}.max_regression", a.max_regression, b.max_regression))
+            found.append(("max_regression", a.max_regression, b.max_regression))
         for metric, minimum in sorted(a.min_scores.items()):
             if b.min_scores.get(metric, float("-inf")) < minimum:
-                out.append((f"{pre}.min_scores.{metric}", minimum, b.min_scores.get(metric)))
+                found.append((f"min_scores.{metric}", minimum, b.min_scores.get(metric)))
+        runs = (f"{a.required_passes} of {a.repeats}", f"{b.required_passes} of {b.repeats}")
         if b.required_passes < a.required_passes:
-            out.append((f"{pre}.k_of_n", f"{a.required_passes} of {a.repeats}",
-                        f"{b.required_passes} of {b.repeats}"))
+            found.append(("k_of_n", *runs))
         elif b.repeats - b.required_passes > a.repeats - a.required_passes:
-            out.append((f"{pre}.repeats", f"{a.required_passes} of {a.repeats}",
-                        f"{b.required_passes} of {b.repeats}"))
+            found.append(("repeats", *runs))
         if env is not None and t.promotion.gate(env).manual_approval and not p.promotion.gate(env).manual_approval:
-            out.append((f"{pre}.manual_approval", True, False))
+            found.append(("manual_approval", True, False))
+        for name, x, y in found:
+            if env is None:
+                from_defaults.add((name, _fmt(x), _fmt(y)))
+            elif (name, _fmt(x), _fmt(y)) in from_defaults:
+                continue  # the same loosening, inherited from the defaults: said once
+            out.append((f"{pre}.{name}", x, y))
     # An empty list means every dataset: a list is looser unless it keeps every trusted one.
     if p.datasets and (not t.datasets or not set(t.datasets) <= set(p.datasets)):
         out.append(("datasets", t.datasets or "all", p.datasets))

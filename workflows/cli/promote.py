@@ -37,12 +37,6 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-class Refused(click.ClickException):
-    """A policy refusal (a loosened gate): printed one line per field, exit code 1."""
-
-    exit_code = 1
-
-
 def _load_config(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipelineConfig:
     """Return the trusted pipeline config (``--config``, else the trusted ref's), for rollback and status."""
     try:
@@ -55,8 +49,10 @@ def _policy(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipeli
     """Return the policy promote applies: trusted, tightened by the checkout's own config if that only tightens."""
     try:
         policy = effective_policy(repo_root, path, ref)
-    except PolicyLoosened as exc:
-        raise Refused(str(exc)) from None
+    except PolicyLoosened as exc:  # a refusal, not a usage error: one line per field, exit 1
+        for line in exc.lines:
+            click.echo(line, err=True)
+        raise SystemExit(1) from None
     except PolicyError as exc:
         raise BadInput(str(exc)) from None
     for line in policy.tightened + policy.ignored:
@@ -141,8 +137,13 @@ def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, confi
     """
     config = _load_config(config_path, repo_root, ref)
     try:
+        key: bytes | None = signing_key(repo_root)
+    except SignatureError as exc:
+        key = None
+        click.echo(f"note: the {env} baseline will not follow the rollback: {exc}", err=True)
+    try:
         result = rollback_artifact(artifact, env=env, config=config, repo_root=repo_root, to=to, workdir=workdir,
-                                   store=make_store(config, repo_root), key=_key(repo_root))
+                                   store=make_store(config, repo_root), key=key)
     except RollbackError as exc:
         click.echo(f"error: rollback of {artifact} in {env}: {exc}", err=True)
         raise SystemExit(EXIT_TRANSIENT if exc.transient else 1) from None
