@@ -9,6 +9,8 @@ ship, so the commit must not be able to write them. The trusted policy is, in or
 2. otherwise ``config/pipeline.yaml`` as committed at a trusted ref
    (``$PROMPTCI_TRUSTED_REF``, default the target branch's tip: ``origin/main``, else
    ``main``), read with ``git show REF:config/pipeline.yaml``. Never the working tree.
+   A ref without that file: the policy shipped with promptci (``config/pipeline.yaml`` of
+   the installed package, in the step image on a cluster).
 
 The revision under test may still carry its own ``config/pipeline.yaml``. A change there
 may only tighten the gates it touches (:func:`loosenings`); when it does, the tightened
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from config.pipeline import (
+    DEFAULT_CONFIG,
     ConfigError,
     PromptPipelineConfig,
     ResolvedConfig,
@@ -100,7 +103,8 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
     """Return (trusted config, where it came from, its file when it is one).
 
     ``explicit`` (``--config``), else ``$PROMPTCI_CONFIG``, else the trusted ref. A ref
-    without ``config/pipeline.yaml`` means the built-in defaults. Raises PolicyError.
+    without ``config/pipeline.yaml`` means the policy shipped with promptci (in the image
+    on a cluster). Raises PolicyError.
     """
     path = explicit or os.environ.get(CONFIG_ENV)
     try:
@@ -110,8 +114,8 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
                 raise PolicyError([f"{p}: the trusted pipeline config does not exist"])
             return load_pipeline_config(p), str(p), p.resolve()
         text, where = trusted_text(repo_root, ref)
-        if text is None:
-            return PromptPipelineConfig(), f"{where}: absent, built-in defaults", None
+        if text is None:  # a repo that never had its own policy: the one shipped with promptci
+            return load_pipeline_config(DEFAULT_CONFIG), f"{where} absent: promptci's {DEFAULT_CONFIG}", None
         return load_pipeline_text(text, where), where, None
     except ConfigError as exc:
         raise PolicyError([p.format() for p in exc.problems]) from None

@@ -42,6 +42,14 @@ def _settings(config_path: str | None) -> Any:
         _fail(p.format() for p in exc.problems)
 
 
+def _settings_for(config: Any) -> Any:
+    """Return template settings for an already loaded (trusted) pipeline config."""
+    from workflows.templates import PipelineSettings
+
+    settings = PipelineSettings.load(None)
+    return settings.model_copy(update={"pipeline": config})
+
+
 def _parse_params(values: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
@@ -180,25 +188,51 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 @cli.command("register")
 @_argo_options
 @config_option
+@click.option("--trusted-ref", "ref", default=None,
+              help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
+                   "else main]")
 def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
-                 config_path: str | None) -> None:
-    """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
+                 config_path: str | None, ref: str | None) -> None:
+    """Create or update every WorkflowTemplate and the policy ConfigMap (what CI runs on the protected branch).
+
+    The policy (``config/pipeline.yaml`` at the trusted ref, or --config) goes into the
+    ConfigMap promptci-pipeline-config that every step pod mounts: the gates of a run never
+    come from the revision it evaluates. The Kubernetes API: KUBE_API_SERVER + KUBE_TOKEN, or
+    the pod's service account.
+    """
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import register_templates
+    from config.pipeline import DEFAULT_CONFIG
+    from config.policy import PolicyError, load_trusted, trusted_text
+    from workflows.argo.client import (
+        KubeConfigError,
+        apply_configmap,
+        exit_code_for,
+        policy_configmap,
+        register_templates,
+    )
     from workflows.argo.lint import lint_manifest
     from workflows.templates import compile_templates
 
     target = _target(host, namespace, token, insecure)
-    manifests = compile_templates(_settings(config_path))
+    try:
+        config, source, file = load_trusted(Path.cwd(), config_path, ref)
+        text = file.read_text() if file else (trusted_text(Path.cwd(), ref)[0] or DEFAULT_CONFIG.read_text())
+    except PolicyError as exc:
+        _fail(exc.lines, 2)
+    manifests = compile_templates(_settings_for(config))
     problems = [p for m in manifests for p in lint_manifest(m)]
     if has_errors(problems):
         _fail([render(problems), "register: not registering templates that fail lint"])
     try:
+        action = apply_configmap(policy_configmap(text, target.namespace, source))
+        click.echo(f"{action} ConfigMap {target.namespace}/promptci-pipeline-config from {source}")
         for name, action in register_templates(target, manifests):
             click.echo(f"{action} WorkflowTemplate {target.namespace}/{name}")
+    except KubeConfigError as exc:
+        _fail([f"register: {exc}"], 2)
     except (HeraException, OSError) as exc:
-        _fail([f"register: {type(exc).__name__}: {exc}"])
+        _fail([f"register: {type(exc).__name__}: {exc}"], exit_code_for(exc))
 
 
 @cli.command("submit")
@@ -215,7 +249,7 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import submit_workflow, wait_for
+    from workflows.argo.client import exit_code_for, submit_workflow, wait_for
     from workflows.templates import build_template
 
     target = _target(host, namespace, token, insecure)
@@ -236,7 +270,7 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
         phase = wait_for(target, name, timeout=timeout, interval=interval,
                          on_phase=lambda p: click.echo(f"  {name}: {p}", err=True))
     except (HeraException, OSError) as exc:
-        _fail([f"submit: {type(exc).__name__}: {exc}"])
+        _fail([f"submit: {type(exc).__name__}: {exc}"], exit_code_for(exc))
     click.echo(f"{name}: {phase}")
     if phase != "Succeeded":
         sys.exit(1)
