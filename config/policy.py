@@ -121,6 +121,18 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
         raise PolicyError([p.format() for p in exc.problems]) from None
 
 
+def trusted_policy_text(repo_root: Path, explicit: Path | str | None = None,
+                        ref: str | None = None) -> tuple[str, str]:
+    """Return (text, source) of the trusted policy, validated: what ``register`` puts in the ConfigMap
+    and the local runner mounts in its place. Raises PolicyError."""
+    config, source, file = load_trusted(repo_root, explicit, ref)
+    del config  # loaded only to validate it: a broken policy never reaches a pod
+    if file is not None:
+        return file.read_text(), source
+    text = trusted_text(repo_root, ref)[0]
+    return (text if text is not None else DEFAULT_CONFIG.read_text()), source
+
+
 # ------------------------------------------------------------------ tighten-only
 
 
@@ -241,4 +253,4 @@ def effective_policy(repo_root: Path, explicit: Path | str | None = None, ref: s
 
 
 __all__ = ["CONFIG_ENV", "TRUSTED_REF_ENV", "Policy", "PolicyError", "PolicyLoosened", "effective_policy",
-           "load_trusted", "loosenings", "trusted_text", "trusted_ref"]
+           "load_trusted", "loosenings", "trusted_policy_text", "trusted_text", "trusted_ref"]

@@ -8,7 +8,8 @@ canonical JSON form (sorted keys, no spaces) is all this needs.
 
 The key: ``$PROMPTCI_SIGNING_KEY`` (on a cluster, from the Secret ``promptci-signing``),
 else the file ``$PROMPTCI_SIGNING_KEY_FILE``, else ``.promptci/signing.key`` under the
-source checkout, which the first local writer creates (mode 0600). Readers never create it.
+source checkout, which the first local writer creates (mode 0600). Readers never create it,
+and nothing creates it in a pod (the Secret must be mounted there).
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def signing_key(repo_root: Path, *, create: bool = False) -> bytes:
     try:
         return _read_key_file(path)
     except FileNotFoundError:
-        if create and not explicit:
-            return _create_key_file(path)
+        if create and not explicit and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return _create_key_file(path)  # never in a pod: each would sign with its own key
         raise SignatureError(f"no signing key: set ${KEY_ENV} (a Secret) or ${KEY_FILE_ENV}; {path} "
                              "does not exist") from None
 

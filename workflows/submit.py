@@ -50,6 +50,22 @@ def _settings_for(config: Any) -> Any:
     return settings.model_copy(update={"pipeline": config})
 
 
+def _policy_configmap(root: Path, config_path: str | None, ref: str | None) -> dict[str, dict[str, str]]:
+    """Return the policy ConfigMap a local run mounts where a cluster mounts the registered one.
+
+    Its text is the trusted policy (``--config``, else the trusted ref's config/pipeline.yaml),
+    never the checkout's own file, which the stages may only use to tighten it.
+    """
+    from config.policy import PolicyError, trusted_policy_text
+    from workflows.templates import POLICY_CONFIGMAP
+
+    try:
+        text, _ = trusted_policy_text(root, config_path, ref)
+    except PolicyError as exc:
+        _fail(exc.lines, 2)
+    return {POLICY_CONFIGMAP: {"pipeline.yaml": text}}
+
+
 def _parse_params(values: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
@@ -202,8 +218,7 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
     """
     from hera.exceptions import HeraException
 
-    from config.pipeline import DEFAULT_CONFIG
-    from config.policy import PolicyError, load_trusted, trusted_text
+    from config.policy import PolicyError, load_trusted, trusted_policy_text
     from workflows.argo.client import (
         KubeConfigError,
         apply_configmap,
@@ -216,8 +231,8 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
 
     target = _target(host, namespace, token, insecure)
     try:
-        config, source, file = load_trusted(Path.cwd(), config_path, ref)
-        text = file.read_text() if file else (trusted_text(Path.cwd(), ref)[0] or DEFAULT_CONFIG.read_text())
+        text, source = trusted_policy_text(Path.cwd(), config_path, ref)
+        config = load_trusted(Path.cwd(), config_path, ref)[0]
     except PolicyError as exc:
         _fail(exc.lines, 2)
     manifests = compile_templates(_settings_for(config))
@@ -301,9 +316,12 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
 @config_option
+@click.option("--trusted-ref", "trusted_ref", default=None,
+              help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
+                   "else main]")
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
             no_cache: bool = False, parallelism: int | None = None, run_id: str | None = None,
-            repo: Path = Path("."), config_path: str | None = None) -> None:
+            repo: Path = Path("."), config_path: str | None = None, trusted_ref: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
@@ -321,16 +339,16 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         t, ArtifactType(t).default_dir)).exists()]
     if not chosen:
         _fail([f"run: no artifact directories found in {root}"])
-    env = dict(os.environ)
-    if config_path:
-        env["PROMPTCI_CONFIG"] = str(Path(config_path).resolve())
+    configmaps = _policy_configmap(root, config_path, trusted_ref)
+    env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}  # the mounted policy says it
     failed = []
     for i, t in enumerate(chosen):
         manifest = build_template(ArtifactType(t), settings).to_dict()
         rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
-                                  approve=approve, parallelism=parallelism, progress=True, env=env)
+                                  approve=approve, parallelism=parallelism, progress=True, env=env,
+                                  configmaps=configmaps)
         except (RunError, UnsupportedFeature) as exc:
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
