@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +46,21 @@ from steps.stores.store import ArtifactStore, StoreError, run_key
 log = logging.getLogger(__name__)
 
 INLINE = "inline"
+# A provider that could not be reached (or said "try later"): what promptfoo and Node's fetch report
+# then. A branch whose every error is one of these is retried (exit 75); a wrong answer never is.
+NETWORK_ERROR = re.compile(r"ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|"
+                           r"socket hang up|fetch failed|network error|timed out|"
+                           r"\b(?:status|HTTP|code)[: ]*(?:429|502|503|504)\b", re.IGNORECASE)
 MODEL_GRADED = frozenset({"llm-rubric", "model-graded-closedqa", "factuality", "answer-relevance",
                           "context-faithfulness", "context-recall", "context-relevance", "similar"})
 
 
 class BranchError(Exception):
     """Something that makes the branch an error (fail closed); the message is the reason."""
+
+
+class TransientBranchError(BranchError):
+    """An error another attempt may clear (promptfoo hung past its timeout): retried, exit 75."""
 
 
 @dataclass
@@ -206,7 +216,8 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
                                    no_cache=no_cache or mode == "record",
                                    timeout_s=th.timeout_seconds, env=promptfoo.promptfoo_env(work_dir, hosts))
     if proc.timed_out:
-        raise BranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was killed")
+        raise TransientBranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was "
+                                   "killed")
     results_path = work_dir / promptfoo.OUTPUTS["results"]
     try:
         result = parse_results(results_path, artifact_id=item.artifact_id, dataset=item.dataset,
@@ -253,7 +264,8 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
         out = _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
                    store=store, work_dir=work_dir, no_cache=no_cache, key=key)
     except BranchError as exc:
-        out = _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
+        out = _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys,
+                      retryable=isinstance(exc, TransientBranchError))
     except StoreError as exc:
         return _store_error(item, store, exc, b)
     except Exception as exc:  # fail closed: a crash in this stage must block promotion, with its reason
@@ -322,7 +334,8 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     if status == "passed" and not cached:
         eval_cache.save(store, item.artifact_id, item.dataset, cache_key, files)
     log.info("eval %s/%s: %s in %.1fs", item.artifact_id, item.dataset, status, time.monotonic() - started)
+    retryable = bool(errors) and all(NETWORK_ERROR.search(e) for e in errors)
     return _result(item, status, pass_rate=verdict.pass_rate, metric_scores=verdict.metric_scores,
-                   tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
+                   retryable=retryable, tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
                    baseline_pass_rate=verdict.baseline_pass_rate, reasons=reasons, cached=cached,
                    report_keys=b.report_keys)

@@ -189,6 +189,7 @@ def test_timeout_kills_the_whole_process_group(env, tmp_path, monkeypatch):
     res = _run(env, item, config(timeout_seconds=3))
     assert res.status == "error"
     assert any("timed out after 3s" in r for r in res.reasons)
+    assert res.retryable  # a hang is transient: the stage exits 75 and Argo retries it
     with pytest.raises(ProcessLookupError):  # nothing left in promptfoo's process group
         os.killpg(int(pidfile.read_text()), 0)
 
