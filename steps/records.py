@@ -17,7 +17,7 @@ There is one baseline format: the eval record. Every read verifies the signature
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,28 +84,28 @@ def encode(record: EvalRecord | PlanRecord, key: bytes) -> bytes:
     return sign(record.model_dump(mode="json"), key)
 
 
-def decode_record(data: bytes, key: bytes, what: str) -> EvalRecord:
-    """Return the EvalRecord in ``data``; raise RecordError when unsigned, altered or malformed."""
+M = TypeVar("M", EvalRecord, PlanRecord)
+
+
+def _decode(model: type[M], kind: str, data: bytes, key: bytes, what: str) -> M:
+    """Return ``data`` as ``model`` after verifying kind and signature; RecordError otherwise."""
     try:
-        return EvalRecord.model_validate({k: v for k, v in verify(data, key, what, RECORD_KIND).items()
-                                          if k != "signature"})
+        return model.model_validate({k: v for k, v in verify(data, key, what, kind).items() if k != "signature"})
     except SignatureError as exc:
         raise RecordError(str(exc)) from None
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise RecordError(f"{what}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def decode_record(data: bytes, key: bytes, what: str) -> EvalRecord:
+    """Return the EvalRecord in ``data``; raise RecordError when unsigned, altered or malformed."""
+    return _decode(EvalRecord, RECORD_KIND, data, key, what)
 
 
 def decode_plan(data: bytes, key: bytes, what: str) -> PlanRecord:
     """Return the PlanRecord in ``data``; raise RecordError when unsigned, altered or malformed."""
-    try:
-        return PlanRecord.model_validate({k: v for k, v in verify(data, key, what, PLAN_KIND).items()
-                                          if k != "signature"})
-    except SignatureError as exc:
-        raise RecordError(str(exc)) from None
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise RecordError(f"{what}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    return _decode(PlanRecord, PLAN_KIND, data, key, what)
 
 
 def put_signed(store: ArtifactStore, key_name: str, record: EvalRecord | PlanRecord, key: bytes) -> bytes:

@@ -90,6 +90,9 @@ def test_results_come_only_from_the_store(repo: Path) -> None:
     res = CliRunner().invoke(promote_cmd, ["--env", "dev", "--results", str(repo / "results.json"),
                                            "--run-id", "x", "--repo-root", str(repo)])
     assert res.exit_code == 2 and "No such option '--results'" in res.output
+    dated = CliRunner().invoke(promote_cmd, ["--env", "dev", "--source-timestamp", "4102444800", "--run-id", "x",
+                                             "--repo-root", str(repo)])
+    assert dated.exit_code == 2 and "No such option '--source-timestamp'" in dated.output  # time comes from git
     _write_run(repo, "a", "1.0.0")  # creates the local signing key
     ghost = CliRunner().invoke(promote_cmd, ["--env", "dev", "--run-id", "never-ran", "--repo-root", str(repo)])
     assert ghost.exit_code == 1 and "run never-ran has no plan in the store" in ghost.output
