@@ -32,6 +32,7 @@ from typing import Any
 from config.pipeline import (
     DEFAULT_CONFIG,
     ConfigError,
+    EvalThresholds,
     PromptPipelineConfig,
     ResolvedConfig,
     load_pipeline_config,
@@ -150,6 +151,24 @@ def _fmt(v: Any) -> str:
         if isinstance(v, float) else str(v)
 
 
+def _threshold_loosenings(a: EvalThresholds, b: EvalThresholds) -> list[tuple[str, Any, Any]]:
+    """Return the numeric gates of ``b`` looser than ``a``'s, by the fields' naming rule.
+
+    A ``min_*`` number is looser when lower, a ``max_*`` number when higher (``max_regression``,
+    and any gate added the same way, such as a false-positive-rate ceiling); a gate the
+    trusted side sets and the proposed side unsets (None) is looser too. Dict-valued gates
+    (``min_scores``) and the repeat rule are compared by the caller.
+    """
+    out: list[tuple[str, Any, Any]] = []
+    for name in sorted(type(a).model_fields):
+        x, y = getattr(a, name), getattr(b, name)
+        if not name.startswith(("min_", "max_")) or not isinstance(x, int | float) or isinstance(x, bool):
+            continue
+        if y is None or (y < x if name.startswith("min_") else y > x):
+            out.append((name, x, y))
+    return out
+
+
 def _compare(t: ResolvedConfig, p: ResolvedConfig) -> list[tuple[str, Any, Any]]:
     """Return ``(field, trusted, proposed)`` for every gate of ``p`` looser than ``t``'s."""
     out: list[tuple[str, Any, Any]] = []
@@ -163,11 +182,7 @@ def _compare(t: ResolvedConfig, p: ResolvedConfig) -> list[tuple[str, Any, Any]]
             continue
         a, b = t.thresholds_for(env), p.thresholds_for(env)
         pre = "eval" if env is None else f"promotion.environments.{env}"
-        found: list[tuple[str, Any, Any]] = []
-        if b.min_pass_rate < a.min_pass_rate:
-            found.append(("min_pass_rate", a.min_pass_rate, b.min_pass_rate))
-        if b.max_regression > a.max_regression:
-            found.append(("max_regression", a.max_regression, b.max_regression))
+        found = _threshold_loosenings(a, b)
         for metric, minimum in sorted(a.min_scores.items()):
             if b.min_scores.get(metric, float("-inf")) < minimum:
                 found.append((f"min_scores.{metric}", minimum, b.min_scores.get(metric)))
