@@ -9,8 +9,8 @@ ship, so the commit must not be able to write them. The trusted policy is, in or
 2. otherwise ``config/pipeline.yaml`` as committed at a trusted ref
    (``$PROMPTCI_TRUSTED_REF``, default the target branch's tip: ``origin/main``, else
    ``main``), read with ``git show REF:config/pipeline.yaml``. Never the working tree.
-   A ref without that file: the policy shipped with promptci (``config/pipeline.yaml`` of
-   the installed package, in the step image on a cluster).
+   No such ref (not a git checkout), or a ref without that file: the policy shipped with
+   promptci (``config/pipeline.yaml`` of the installed package, in the step image on a cluster).
 
 The revision under test may still carry its own ``config/pipeline.yaml``. A change there
 may only tighten the gates it touches (:func:`loosenings`); when it does, the tightened
@@ -78,21 +78,25 @@ def _git(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "LC_ALL": "C"})
 
 
-def trusted_ref(repo_root: Path, ref: str | None = None) -> str:
-    """Return the ref the trusted policy is read from: ``ref``, ``$PROMPTCI_TRUSTED_REF``, or the first
-    of ``origin/main``, ``main`` that exists. Raises PolicyError when none does."""
+def trusted_ref(repo_root: Path, ref: str | None = None) -> str | None:
+    """Return the ref the trusted policy is read from: ``ref`` or ``$PROMPTCI_TRUSTED_REF`` (which must
+    exist: PolicyError otherwise), else the first of ``origin/main``, ``main`` that exists, else None
+    (not a git checkout, or no such branch: the policy shipped with promptci is the trusted one)."""
     wanted = ref or os.environ.get(TRUSTED_REF_ENV)
     for candidate in ([wanted] if wanted else list(DEFAULT_REFS)):
         if _git(repo_root, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}").returncode == 0:
             return candidate
-    tried = wanted or " or ".join(DEFAULT_REFS)
-    raise PolicyError([f"{repo_root}: no trusted pipeline policy: ref {tried} not found (pass --config, or "
-                       f"set {TRUSTED_REF_ENV} to the protected branch)"])
+    if wanted:
+        raise PolicyError([f"{repo_root}: no trusted pipeline policy: ref {wanted} not found (pass --config, or "
+                           f"set {TRUSTED_REF_ENV} to the protected branch)"])
+    return None
 
 
 def trusted_text(repo_root: Path, ref: str | None = None) -> tuple[str | None, str]:
-    """Return (text of ``config/pipeline.yaml`` at the trusted ref or None when it has none, source name)."""
+    """Return (text of ``config/pipeline.yaml`` at the trusted ref or None when there is none, source name)."""
     name = trusted_ref(repo_root, ref)
+    if name is None:
+        return None, f"no {' or '.join(DEFAULT_REFS)} in {repo_root}"
     sha = _git(repo_root, "rev-parse", "--short=12", f"{name}^{{commit}}").stdout.strip()
     proc = _git(repo_root, "show", f"{name}:{CONFIG_PATH}")
     where = f"{name}:{CONFIG_PATH} ({sha})"
@@ -103,9 +107,10 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
                  ref: str | None = None) -> tuple[PromptPipelineConfig, str, Path | None]:
     """Return (trusted config, where it came from, its file when it is one).
 
-    ``explicit`` (``--config``), else ``$PROMPTCI_CONFIG``, else the trusted ref. A ref
-    without ``config/pipeline.yaml`` means the policy shipped with promptci (in the image
-    on a cluster). Raises PolicyError.
+    ``explicit`` (``--config``), else ``$PROMPTCI_CONFIG``, else the trusted ref. No default
+    ref, or a ref without ``config/pipeline.yaml``, means the policy shipped with promptci
+    (in the image on a cluster). Raises PolicyError (an explicit ref or file that is not there,
+    an invalid policy).
     """
     path = explicit or os.environ.get(CONFIG_ENV)
     try:
@@ -115,8 +120,8 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
                 raise PolicyError([f"{p}: the trusted pipeline config does not exist"])
             return load_pipeline_config(p), str(p), p.resolve()
         text, where = trusted_text(repo_root, ref)
-        if text is None:  # a repo that never had its own policy: the one shipped with promptci
-            return load_pipeline_config(DEFAULT_CONFIG), f"{where} absent: promptci's {DEFAULT_CONFIG}", None
+        if text is None:  # no trusted ref, or it has no policy: the one shipped with promptci
+            return load_pipeline_config(DEFAULT_CONFIG), f"promptci's {DEFAULT_CONFIG} ({where}: none)", None
         return load_pipeline_text(text, where), where, None
     except ConfigError as exc:
         raise PolicyError([p.format() for p in exc.problems]) from None
