@@ -86,3 +86,46 @@ def test_summary_without_its_store_never_turns_a_green_run_red(
     fault_figures.record("store down during the summary exit handler", "infra", (summary.exit_code,), ok, ok)
     assert result.status == "Succeeded", [(n.name, n.status, n.message) for n in result.nodes]
     assert "summary: unavailable" in out and "Could not connect" in out
+
+
+def test_store_unreachable_during_eval_is_retryable(tmp_path: Path, s3_endpoint: str,
+                                                    fault_figures: FaultFigures) -> None:
+    """The store drops every connection (S3 behind the fault proxy): the branch is a retryable error
+    (exit 75), it writes no record, so promote can never take it for a result."""
+    from steps.stores.s3store import S3Store
+    from tests.faults.proxy import FaultProxy
+    from tests.steps.evalkit import NAMES, config, record
+
+    proxy = FaultProxy(s3_endpoint)
+    try:
+        repo = tmp_path / "repo"
+        item = make_repo(repo)
+        for n in NAMES:
+            record(repo, n, f"Hello {n}, nice to meet you!")
+        proxy.go_down()
+        store = S3Store("promptci", "evalfault", endpoint_url=proxy.url, region="us-east-1", attempts=2)
+        res = run_branch(item, repo_root=repo, run_id="down", target_env=None, config=config(), store=store,
+                         work_dir=tmp_path / "work")
+        proxy.mode = "up"
+        nothing = store.list_keys("runs/down/")
+    finally:
+        proxy.close()
+    ok = res.status == "error" and res.retryable and nothing == []
+    fault_figures.record("store unreachable during eval", "infra", (75 if ok else res.status,), ok, ok)
+    assert res.status == "error" and res.retryable, res.reasons
+    assert nothing == []  # no record, no half-written result
+
+
+def test_argo_api_unreachable_exits_75(tmp_path: Path, fault_figures: FaultFigures) -> None:
+    """`submit` and `register` against an Argo server that refuses connections exit 75 (retry), not 1."""
+    from click.testing import CliRunner
+
+    from workflows.submit import cli
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    env = {"ARGO_SERVER": url, "ARGO_TOKEN": "t", "KUBE_API_SERVER": url, "KUBE_TOKEN": "t"}
+    codes = (CliRunner().invoke(cli, ["submit", "prompt", "-p", "repo-url=x"], env=env).exit_code,
+             CliRunner().invoke(cli, ["register"], env=env).exit_code)
+    ok = codes == (75, 75)
+    fault_figures.record("Argo API unreachable (submit, register)", "infra", codes, ok, ok)
+    assert codes == (75, 75)
