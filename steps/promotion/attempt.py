@@ -99,7 +99,7 @@ class Attempt:
         th = self.config.for_artifact(c.outcome.artifact_id).thresholds_for(self.env)
         for rec in c.records:
             if rec.result is None:
-                continue  # no golden data for this type (eval said so, signed): nothing to threshold
+                continue  # already refused by the results gate (candidates.py): nothing was measured
             base = self._baseline(rec.branch.artifact_id, rec.branch.dataset, current) if current else None
             if isinstance(base, str):
                 c.refuse("thresholds", f"{rec.branch.artifact_id}/{rec.branch.dataset}: {base}")

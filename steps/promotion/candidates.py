@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.yamlio import LoadError, parse_text
-from steps.contracts import NO_DATASET, EvalItem, content_hash
+from steps.contracts import EvalItem, content_hash
 from steps.gitops.configmaps import LayoutError, data_key
 from steps.gitops.layout import one_line
 from steps.promotion.report import ArtifactOutcome, Refusal
@@ -62,7 +62,7 @@ def _check_record(c: Candidate, item: EvalItem, rec: EvalRecord, run_id: str) ->
     if b.status != "passed":
         why = "; ".join(one_line(x) for x in b.reasons[:3]) or "no reason given"
         c.refuse("results", f"{where} {b.status}: {why}")
-    elif rec.result is None and (item.dataset != NO_DATASET or item.artifact_type == "prompt"):
+    elif rec.result is None:  # every artifact type is evaluated on golden data: nothing measured, no pass
         c.refuse("results", f"{where}: passed but recorded no measured result")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from config.pipeline import PromptPipelineConfig
-from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
+from steps.contracts import BranchResult, EvalItem, content_hash
 from steps.eval_results import EvalResult, RunOutcome, TestOutcome
 from steps.records import EvalRecord, PlanRecord, plan_key, put_signed, record_key
 from steps.signing import signing_key
@@ -110,9 +110,10 @@ def eval_result(aid: str, dataset: str, chash: str, pass_rate: float, scores: di
 def run_for(root: Path, aid: str, store: ArtifactStore, *, run_id: str | None = None, pass_rate: float = 1.0,
             status: str = "passed", datasets: tuple[str, ...] = ("golden",),
             scores: dict[str, float] | None = None, when: int | None = None, path: str | None = None,
-            artifact_type: str = "prompt", skip: tuple[str, ...] = ()) -> Run:
+            artifact_type: str = "prompt", skip: tuple[str, ...] = (), unmeasured: bool = False) -> Run:
     """Commit the artifact file on disk, then store the run's signed plan and eval records, as the
-    pipeline's plan and eval stages do. ``skip``: datasets planned whose branch wrote no record.
+    pipeline's plan and eval stages do. ``skip``: datasets planned whose branch wrote no record;
+    ``unmeasured``: records that claim a verdict without a measured EvalResult.
     Run ids default to ``run-N``, N counting the runs already in the store."""
     rel = path or f"prompts/{aid}.yaml"
     if run_id is None:
@@ -126,7 +127,7 @@ def run_for(root: Path, aid: str, store: ArtifactStore, *, run_id: str | None = 
     for item in planned:
         if item.dataset in skip:
             continue
-        result = None if item.dataset == NO_DATASET else eval_result(aid, item.dataset, h, pass_rate, scores)
+        result = None if unmeasured else eval_result(aid, item.dataset, h, pass_rate, scores)
         branch = BranchResult(**item.model_dump(), status=status,  # type: ignore[arg-type]
                               pass_rate=None if result is None else pass_rate, metric_scores=scores or {},
                               tests_total=0 if result is None else len(result.tests),

@@ -460,25 +460,44 @@ def test_regression_is_judged_against_the_record_of_what_git_has_live(tmp: Path)
     assert commit_count(config) == 2
 
 
-def test_artifact_type_without_golden_data_promotes_on_lint_and_validate(tmp: Path) -> None:
+def test_a_record_without_a_measured_result_is_refused_for_every_type(tmp: Path) -> None:
     config = make_config(tmp)
     src = tmp / "src"
     (src / "model-configs").mkdir(parents=True)
-    rel = "model-configs/default-chat.yaml"
-    (src / rel).write_text("kind: model-config\nid: default-chat\nversion: 1.0.0\nowner: p\nmodel: gpt-4o\n")
-    run = run_of(tmp, config, "default-chat", path=rel, artifact_type="model-config", datasets=("none",))
+    rel = "model-configs/support-default.yaml"
+    (src / rel).write_text("kind: model-config\nid: support-default\nversion: 1.0.0\nowner: p\nmodel: gpt-4o\n")
+    run = run_of(tmp, config, "support-default", path=rel, artifact_type="model-config",
+                 datasets=("p/golden",), unmeasured=True)  # eval signed "passed" but measured nothing
+
+    report = promote(tmp, config, run, "dev")
+
+    assert not report.ok and "passed but recorded no measured result" in report.render()
+
+
+def test_a_model_config_judged_per_prompt_dataset_promotes(tmp: Path) -> None:
+    config = make_config(tmp)
+    src = tmp / "src"
+    (src / "model-configs").mkdir(parents=True)
+    rel = "model-configs/support-default.yaml"
+    (src / rel).write_text("kind: model-config\nid: support-default\nversion: 1.0.0\nowner: p\nmodel: gpt-4o\n")
+    run = run_of(tmp, config, "support-default", path=rel, artifact_type="model-config",
+                 datasets=("support-reply/golden",))
 
     report = promote(tmp, config, run, "dev")
 
     assert report.ok, report.render()
-    assert [o.status for o in report.outcomes] == ["promoted"]
+    assert store_of(config).get_bytes(baseline_key("dev", "support-default", "support-reply/golden"))
 
 
-def test_a_prompt_without_a_measured_result_is_refused(tmp: Path) -> None:
-    config = make_config(tmp)
-    write_prompt(tmp / "src", "p")
-    run = run_of(tmp, config, "p", datasets=("none",))  # eval signed "passed" but measured nothing
+def test_guardrail_gates_of_the_target_environment_hold_at_promotion(tmp: Path) -> None:
+    config = make_config(tmp, chain=["dev", "prod"],
+                         environments={"prod": {"min_recall": 0.98, "max_false_positive_rate": 0.01}})
+    write_prompt(tmp / "src", "a")
+    run = run_of(tmp, config, "a", scores={"recall": 0.96, "recall.pii": 0.9, "specificity": 1.0})
+    assert promote(tmp, config, run, "dev").ok  # dev sets no guardrail gate
 
-    refused = promote(tmp, config, run, "dev")
+    report = promote(tmp, config, run, "prod", approved=True)
 
-    assert not refused.ok and "passed but recorded no measured result" in refused.render()
+    reasons = [r.reason for r in report.outcomes[0].refusals]
+    assert "a/golden: recall 0.960 (overall) is below min_recall 0.98 (required for prod)" in reasons
+    assert "a/golden: recall 0.900 (category 'pii') is below min_recall 0.98 (required for prod)" in reasons
