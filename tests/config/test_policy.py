@@ -125,3 +125,19 @@ def test_explicit_config_wins_and_a_missing_trusted_ref_is_an_error(tmp_path: Pa
     bad.write_text("defaults:\n  eval:\n    passRateThreshold: 0.1\n")
     with pytest.raises(PolicyError, match=r"bad.yaml:3:5"):
         effective_policy(repo, explicit=bad)
+
+
+def test_guardrail_and_rag_gates_are_tighten_only_too() -> None:
+    """Gate kinds added later follow the same rule by their names: a min_ lowered, a max_ raised, or
+    either one removed, is a loosening."""
+    trusted = _cfg(promotion__environments__prod__min_recall=0.98,
+                   promotion__environments__prod__max_false_positive_rate=0.01, defaults__eval__min_mrr=0.5)
+    looser = _cfg(promotion__environments__prod__min_recall=0.9,
+                  promotion__environments__prod__max_false_positive_rate=0.05)
+    lines = loosenings(trusted, looser)
+    assert any("promotion.environments.prod.min_recall: trusted 0.98, proposed 0.9" in x for x in lines), lines
+    assert any("prod.max_false_positive_rate: trusted 0.01, proposed 0.05" in x for x in lines), lines
+    assert any("defaults: eval.min_mrr: trusted 0.5, proposed unset" in x for x in lines), lines
+    assert loosenings(trusted, _cfg(promotion__environments__prod__min_recall=0.99,
+                                    promotion__environments__prod__max_false_positive_rate=0.0,
+                                    defaults__eval__min_mrr=0.6)) == []
