@@ -58,11 +58,28 @@ def test_dag_shape(dumped: Path) -> None:
         assert {"lint", "validate", "plan"} <= set(ev["depends"].replace("&&", " ").split())
         assert ev["withParam"] == "{{tasks.plan.outputs.parameters.items}}"
         assert "eval" in tasks["promote"]["depends"].replace("&&", " ").split()
-        # The fan-in reads the aggregate of the whole eval group.
+        # Promote reads the run's signed records from the store: no result travels as a parameter.
         args = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
-        assert args["results"] == "{{tasks.eval.outputs.parameters.result}}"
+        assert set(args) == {"target-environment", "dry-run", "approved", "git-revision"}
         assert tasks["approval"]["when"] == "{{tasks.plan.outputs.parameters.needs-approval}} == true"
         assert "approval" in tasks["promote"]["depends"]
+
+
+def test_every_step_reads_the_policy_from_the_mounted_configmap(dumped: Path) -> None:
+    """The gates come from the ConfigMap `register` writes from the protected branch, never the checkout."""
+    for doc in _templates(dumped):
+        spec = doc["spec"]
+        assert spec["volumes"] == [{"name": "pipeline-config",
+                                    "configMap": {"name": "promptci-pipeline-config"}}]
+        for tpl in spec["templates"]:
+            if "script" not in tpl:
+                continue
+            script = tpl["script"]
+            assert {"name": "PROMPTCI_CONFIG", "value": "/etc/promptci/pipeline.yaml"} in script["env"]
+            assert script["volumeMounts"] == [{"mountPath": "/etc/promptci", "name": "pipeline-config",
+                                               "readOnly": True}]
+            if tpl["name"] in ("plan", "eval", "promote"):
+                assert {"secretRef": {"name": "promptci-signing", "optional": True}} in script["envFrom"]
 
 
 def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
