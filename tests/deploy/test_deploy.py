@@ -98,7 +98,7 @@ def test_every_secret_a_step_mounts_has_a_template() -> None:
 def test_secret_templates_hold_placeholders_only_and_stay_out_of_the_base() -> None:
     secrets = _objects("Secret")
     assert set(secrets) == {"promptci-webhook-secrets", "promptci-provider-keys", "promptci-store",
-                            "promptci-gitops"}
+                            "promptci-gitops", "promptci-signing"}
     for s in secrets.values():
         values = {k: v for k, v in s["stringData"].items() if k != "PROMPTCI_GIT_USERNAME"}
         assert set(values.values()) == {"REPLACE_ME"}, s["metadata"]["name"]
