@@ -233,7 +233,7 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
         metrics=[Histogram(name=metric_names.DURATION, help=metric_names.DURATION_HELP,
                            value="{{workflow.duration}}", buckets=list(metric_names.DURATION_BUCKETS),
                            labels=[Label(key="artifact_type", value=artifact_type.value),
-                                   Label(key="status", value="{{workflow.status}}")])],
+                                   Label(key="result", value="{{workflow.status}}")])],
     ) as wt:
         lint_t = _stage_script("lint", stages.lint, artifact_type, settings)
         validate_t = _stage_script("validate", stages.validate, artifact_type, settings)

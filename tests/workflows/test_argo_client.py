@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from workflows.argo.lint import SHARED_SCHEMA, schema_problems
+from workflows.argo.schema import packaged_schema, schema_problems
 from workflows.submit import cli
 
 TOKEN = "s3cr3t-token-value"
@@ -121,8 +121,7 @@ def test_register_creates_then_updates_with_valid_templates(argo: tuple[FakeArgo
     assert {r[1] for r in posts} == {"/api/v1/workflow-templates/ci"}
     for _, _, headers, body in posts:
         assert headers["Authorization"] == f"Bearer {TOKEN}"
-        if SHARED_SCHEMA.is_file():
-            assert schema_problems(body["template"], SHARED_SCHEMA, "body") == []
+        assert schema_problems(body["template"], packaged_schema(), "body") == []
     state.requests.clear()
     second = CliRunner().invoke(cli, ["register"], env=_env(url))
     assert second.exit_code == 0, second.output
@@ -184,9 +183,8 @@ def test_submit_prints_link_and_waits_for_the_result(argo: tuple[FakeArgo, str])
     assert wf["spec"]["workflowTemplateRef"] == {"name": "promptci-prompt"}
     assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {
         "git-revision": "abc123", "repo-url": "https://git.example/repo.git"}
-    if SHARED_SCHEMA.is_file():
-        assert schema_problems({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", **wf},
-                               SHARED_SCHEMA, "body") == []
+    assert schema_problems({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", **wf},
+                           packaged_schema(), "body") == []
     gets = [r for r in state.requests if r[0] == "GET"]
     assert gets and all(r[1].startswith("/api/v1/workflows/ci/promptci-prompt-abcde") for r in gets)
     assert TOKEN not in result.output
@@ -211,3 +209,24 @@ def test_bad_token_and_unknown_parameter_fail_cleanly(argo: tuple[FakeArgo, str]
 def test_no_server_configured_is_a_clear_error() -> None:
     result = CliRunner().invoke(cli, ["register"], env={"ARGO_SERVER": ""})
     assert result.exit_code == 2 and "ARGO_SERVER" in result.output
+
+
+def test_register_refuses_a_controller_with_an_instance_id_before_any_request(argo: tuple[FakeArgo, str]) -> None:
+    """A controller with instanceID runs only labelled Workflows (util/instanceid/service.go), and the
+    Sensor's in-process `argo submit` strips the label (argo-events argo-workflow.go Execute): refuse."""
+    state, url = argo
+    result = CliRunner().invoke(cli, ["register"], env={**_env(url), "ARGO_INSTANCEID": "team-a"})
+    assert result.exit_code == 2
+    assert "instanceID 'team-a'" in result.output and "workflows.argoproj.io/controller-instanceid" in result.output
+    assert state.requests == []
+    result = CliRunner().invoke(cli, ["register", "--instanceid", "team-b"], env=_env(url))
+    assert result.exit_code == 2 and "team-b" in result.output and state.requests == []
+
+
+def test_submit_without_repo_url_names_the_flag_before_any_request(argo: tuple[FakeArgo, str]) -> None:
+    """Argo would reject it (validate.go validateArgumentsValues: "value or valueFrom is required")."""
+    state, url = argo
+    result = CliRunner().invoke(cli, ["submit", "prompt", "-p", "git-revision=abc"], env=_env(url))
+    assert result.exit_code == 2
+    assert "repo-url has no default; pass -p repo-url=..." in result.output
+    assert state.requests == []

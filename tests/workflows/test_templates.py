@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +12,11 @@ from click.testing import CliRunner
 
 from config.artifacts import ArtifactType
 from steps import metric_names
+from tests.argo_schema import schema_check
 from workflows.submit import cli, dump_manifests, to_yaml
 from workflows.templates import PipelineSettings, compile_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
 GOLDEN = Path(__file__).with_name("golden")
 
 
@@ -46,11 +44,7 @@ def test_dump_writes_one_template_per_type_that_passes_the_schema(dumped: Path) 
     for d in docs:
         t = d["metadata"]["name"].removeprefix("promptci-")
         assert d["metadata"]["labels"]["promptci.dev/artifact-type"] == t
-    tool = SHARED / "tools" / "argo_schema_check.py"
-    if not tool.exists():
-        pytest.skip("../shared/tools/argo_schema_check.py is absent")
-    proc = subprocess.run([sys.executable, str(tool), str(SHARED / "schemas"), str(dumped)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = schema_check(dumped)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WorkflowTemplate=4" in proc.stdout.splitlines()[-1]
 

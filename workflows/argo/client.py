@@ -52,8 +52,40 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_TRANSIENT if isinstance(exc, OSError) else 1
 
 
+INSTANCE_ID_ENV = "ARGO_INSTANCEID"  # the argo CLI's --instanceid default (cmd/argo/commands/client/conn.go)
+INSTANCE_ID_LABEL = "workflows.argoproj.io/controller-instanceid"
+
+
 class ArgoConfigError(Exception):
-    """The Argo server is not configured (no host)."""
+    """The Argo server is not configured (no host), or configured in a way promptci cannot serve."""
+
+
+def refuse_instance_id(instance_id: str | None = None) -> None:
+    """Raise ArgoConfigError when the controller has an instance id (``--instanceid`` or ``$ARGO_INSTANCEID``).
+
+    Why refuse rather than label: a controller with an instanceID only runs Workflows labelled
+    ``workflows.argoproj.io/controller-instanceid`` (util/instanceid/service.go), and the Sensor's
+    argoWorkflow trigger runs ``argo submit`` in-process with no ``--instanceid``
+    (argo-events pkg/sensors/triggers/argo-workflow/argo-workflow.go Execute), whose
+    ``instanceIDService.Label`` then *removes* that label. Every pushed change would create a
+    Workflow that never runs. Checked before any request is sent.
+    """
+    value = instance_id if instance_id is not None else os.environ.get(INSTANCE_ID_ENV, "")
+    if value:
+        raise ArgoConfigError(
+            f"the controller has instanceID '{value}' ({INSTANCE_ID_ENV} or --instanceid): the promptci Sensor "
+            f"submits Workflows without the {INSTANCE_ID_LABEL} label, so that controller would never run them; "
+            "use an Argo Workflows controller without instanceID for promptci")
+
+
+def missing_parameters(manifest: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """Return the template's workflow parameters that have no value and are not given in ``values``.
+
+    Argo rejects such a submission (validate.go validateArgumentsValues with Submit: "value or
+    valueFrom is required"); checking first gives the user the flag to pass, before any request.
+    """
+    params = ((manifest.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+    return [p["name"] for p in params if "value" not in p and "valueFrom" not in p and p["name"] not in values]
 
 
 @dataclass(frozen=True)
