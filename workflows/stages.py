@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from config.pipeline import PromptPipelineConfig
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_TRANSIENT = 75
 CONFIG_ENV = "PROMPTCI_CONFIG"
 RUN_ID_ENV = "PROMPTCI_RUN_ID"
@@ -52,18 +53,31 @@ def repo_root() -> Path:
 def load_config(root: Path) -> "PromptPipelineConfig":
     """Return the pipeline config: ``$PROMPTCI_CONFIG``, else the repo's, else the packaged default.
 
-    Exits 1 with one line per problem when it is invalid (a bad config is not transient).
+    Exits 1 with one line per problem when it is invalid (a bad config is not transient), and 2
+    when, in a pod, it keeps state on the pod's own disk (:func:`refuse_in_pod`).
     """
     from config.pipeline import ConfigError, load_pipeline_config
 
     explicit = os.environ.get(CONFIG_ENV)
     path = Path(explicit) if explicit else root / "config" / "pipeline.yaml"
     try:
-        return load_pipeline_config(path if path.is_file() or explicit else None)
+        config = load_pipeline_config(path if path.is_file() or explicit else None)
     except ConfigError as exc:
         for p in exc.problems:
             print(p.format(), file=sys.stderr)
         sys.exit(EXIT_FAILED)
+    refuse_in_pod(config)
+    return config
+
+
+def refuse_in_pod(config: "PromptPipelineConfig") -> None:
+    """Exit 2 with one line per setting when running in a pod with a config whose state dies with it."""
+    from steps.persistence import pod_refusal
+
+    lines = pod_refusal(config)
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def run_id() -> str:

@@ -62,6 +62,16 @@ ENTRYPOINT = "pipeline"
 # Retry pod-level errors (eviction, node loss) and the stages' "transient" exit code, nothing else.
 TRANSIENT_RETRY_EXPRESSION = f'lastRetry.status == "Error" || lastRetry.exitCode == "{stages.EXIT_TRANSIENT}"'
 IMAGE_ENV = "PROMPTCI_IMAGE"
+# `python -P`: the working directory (the checkout under test) is never put on sys.path, so a repo
+# holding its own steps/, workflows/, config/ or hera/ cannot replace the image's code in a pod that
+# holds the provider keys and the GitOps token.
+STEP_COMMAND = ["python", "-P"]
+# argoexec's init container clones the source as another uid than the step's (10001); git refuses such
+# a checkout ("dubious ownership") unless safe.directory names it. Scoped to that one path, never "*",
+# and set as command-scope config (GIT_CONFIG_*), which git honours for safe.directory.
+SAFE_DIRECTORY_ENV = [Env(name="GIT_CONFIG_COUNT", value="1"),
+                      Env(name="GIT_CONFIG_KEY_0", value="safe.directory"),
+                      Env(name="GIT_CONFIG_VALUE_0", value=SOURCE_PATH)]
 
 
 class StageSettings(BaseModel):
@@ -152,7 +162,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
                   settings: PipelineSettings, extra_env: list[Env] | None = None) -> Script:
     """Return the Script template of one stage: image, resources, retries, deadline, metric."""
     s = settings.stage(stage)
-    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), *(extra_env or [])]
+    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), *SAFE_DIRECTORY_ENV, *(extra_env or [])]
     if settings.ui_base_url:
         link = settings.ui_base_url.rstrip("/") + "/workflows/{{workflow.namespace}}/{{workflow.name}}"
         env.append(Env(name=stages.RUN_LINK_ENV, value=link))
@@ -162,7 +172,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
         constructor=RunnerScriptConstructor(outputs_directory=OUTPUTS_DIR),
         image=s.image or settings.image,
         image_pull_policy=settings.image_pull_policy,
-        command=["python"],
+        command=list(STEP_COMMAND),
         working_dir=SOURCE_PATH,
         inputs=[_source_artifact(settings)],
         env=env,
