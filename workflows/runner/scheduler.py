@@ -1,9 +1,11 @@
 """Run a compiled WorkflowTemplate on this machine: exactly the dict ``submit.py dump`` writes.
 
-There is no second description of the pipeline: the runner reads the template's DAG,
-parameters, retry strategies and script steps, and executes each script step the way a
-pod does, ``python -m hera.workflows.runner -e module:function ARGS_FILE``, in a
-subprocess, reading output parameters from the files the step wrote.
+There is no second description of the pipeline: the scheduler reads the template's DAG,
+parameters, retry strategies and suspend/script templates, decides what runs when (as
+Argo's controller does), and hands each attempt of a script node to an
+:class:`~workflows.runner.executors.Executor` (by default the
+:class:`~workflows.runner.executors.ProcessExecutor`, which runs the step the way a pod
+does, ``python -m hera.workflows.runner -e module:function ARGS_FILE``, in a subprocess).
 
 Local mapping of cluster concepts (documented in docs/pipelines.md):
 * the ``git`` input artifact is the local checkout (``repo_root``); ``workingDir`` and any
@@ -14,8 +16,8 @@ Local mapping of cluster concepts (documented in docs/pipelines.md):
 * image, resources, service accounts, pod GC, TTL and the artifact repository are cluster
   settings with no local meaning: they are listed in ``run.json`` under ``not_applied``.
 
-Any other template feature raises :class:`UnsupportedFeature` naming it before anything
-runs: a feature is never silently ignored.
+Any other template feature raises :class:`UnsupportedFeature` (``supported.py``) naming it
+before anything runs: a feature is never silently ignored.
 """
 
 from __future__ import annotations
@@ -24,19 +26,19 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from steps.atomic import atomic_write
+from workflows.runner.checkout import verify_checkout
+from workflows.runner.executors import Executor, ProcessExecutor, RunContext, StepRequest
 from workflows.runner.expr import (
     ExpressionError,
     UnresolvedVariable,
@@ -45,176 +47,17 @@ from workflows.runner.expr import (
     eval_depends,
     substitute,
 )
+from workflows.runner.metrics import record_metrics
+from workflows.runner.records import TERMINAL, NodeRecord, RunError, RunResult, UnsupportedFeature
+from workflows.runner.supported import check_supported, parse_duration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["DEFAULT_RUNS_DIR", "NodeRecord", "RunError", "RunResult", "UnsupportedFeature", "check_supported",
+           "new_run_id", "record_metrics", "run_pipeline", "run_template", "verify_checkout"]
+
 DEFAULT_RUNS_DIR = Path(".promptci/runs")
-
-# Features the runner understands, per level. Anything else is an UnsupportedFeature.
-SPEC_KEYS = {"entrypoint", "arguments", "templates", "parallelism", "activeDeadlineSeconds", "metrics",
-             "onExit"}
-TEMPLATE_KEYS = {"name", "dag", "script", "suspend", "inputs", "outputs", "metrics", "retryStrategy",
-                 "activeDeadlineSeconds"}
-SCRIPT_KEYS = {"command", "args", "source", "env", "workingDir"}
-TASK_KEYS = {"name", "template", "arguments", "depends", "dependencies", "when", "withParam", "withItems"}
-DAG_KEYS = {"tasks", "failFast"}
-RETRY_KEYS = {"limit", "retryPolicy", "expression", "backoff"}
-PARAM_KEYS = {"name", "value", "default", "description", "enum", "valueFrom"}
-OUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive"}
-# Cluster-only settings: accepted, recorded as not applied, and without local effect.
-NOT_APPLIED_SPEC = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef"}
-NOT_APPLIED_TEMPLATE = {"serviceAccountName"}
-NOT_APPLIED_SCRIPT = {"image", "imagePullPolicy", "resources", "envFrom"}
-
-TERMINAL = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
-STAGE_RESULT = {"Succeeded": "succeeded", "Failed": "failed", "Error": "error", "Skipped": "skipped",
-                "Omitted": "skipped"}
-
-
-class UnsupportedFeature(Exception):
-    """The template uses something the local runner does not implement (named in the message)."""
-
-
-class RunError(Exception):
-    """The run could not start: bad or missing parameters, unknown entrypoint..."""
-
-
-@dataclass
-class NodeRecord:
-    """One executed (or skipped) task, or one branch of a fan-out (``eval(0)``)."""
-
-    name: str
-    task: str
-    template: str
-    status: str = "Pending"
-    message: str = ""
-    started: float | None = None
-    finished: float | None = None
-    attempts: int = 0
-    exit_code: int | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    result: str | None = None
-    dir: str = ""
-
-    @property
-    def duration(self) -> float:
-        """Return seconds between start and finish (0 for a node that never ran)."""
-        if self.started is None or self.finished is None:
-            return 0.0
-        return self.finished - self.started
-
-
-@dataclass
-class RunResult:
-    """The outcome of one local run; ``ok`` only when the workflow succeeded."""
-
-    run_id: str
-    run_dir: Path
-    status: str
-    message: str
-    started: float
-    finished: float
-    nodes: list[NodeRecord]
-    tasks: dict[str, str]
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "Succeeded"
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    @property
-    def duration_seconds(self) -> float:
-        return self.finished - self.started
-
-    def stage_results(self) -> dict[str, str]:
-        """Return ``{task: succeeded|failed|skipped|error}`` for metrics and summaries."""
-        return {t: STAGE_RESULT.get(s, "error") for t, s in self.tasks.items()}
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_keys(where: str, obj: Mapping[str, Any], allowed: AbstractSet[str],
-                not_applied: AbstractSet[str] = frozenset(),
-                noted: set[str] | None = None) -> None:
-    for key in obj:
-        if key in allowed:
-            continue
-        if key in not_applied:
-            if noted is not None:
-                noted.add(f"{where}.{key}")
-            continue
-        raise UnsupportedFeature(f"{where}: '{key}' is not supported by the local runner")
-
-
-def check_supported(manifest: Mapping[str, Any]) -> list[str]:
-    """Raise UnsupportedFeature for any feature the runner cannot honour.
-
-    Returns the cluster-only settings found (accepted but with no local effect).
-    """
-    noted: set[str] = set()
-    spec = manifest.get("spec") or {}
-    _check_keys("spec", spec, SPEC_KEYS, NOT_APPLIED_SPEC, noted)
-    for tpl in spec.get("templates", []):
-        where = f"template '{tpl.get('name')}'"
-        _check_keys(where, tpl, TEMPLATE_KEYS, NOT_APPLIED_TEMPLATE, noted)
-        kinds = [k for k in ("dag", "script", "suspend") if k in tpl]
-        if len(kinds) != 1:
-            raise UnsupportedFeature(f"{where}: needs exactly one of dag, script, suspend")
-        if "script" in tpl:
-            _check_keys(f"{where}.script", tpl["script"], SCRIPT_KEYS, NOT_APPLIED_SCRIPT, noted)
-            for env in tpl["script"].get("env", []):
-                _check_keys(f"{where}.script.env[{env.get('name')}]", env, {"name", "value"})
-        if "dag" in tpl:
-            _check_keys(f"{where}.dag", tpl["dag"], DAG_KEYS)
-            for task in tpl["dag"].get("tasks", []):
-                _check_keys(f"{where} task '{task.get('name')}'", task, TASK_KEYS)
-                args = task.get("arguments") or {}
-                _check_keys(f"{where} task '{task.get('name')}'.arguments", args, {"parameters"})
-        if "suspend" in tpl:
-            _check_keys(f"{where}.suspend", tpl["suspend"], {"duration"})
-        if "retryStrategy" in tpl:
-            _check_keys(f"{where}.retryStrategy", tpl["retryStrategy"], RETRY_KEYS)
-            _check_keys(f"{where}.retryStrategy.backoff", tpl["retryStrategy"].get("backoff", {}),
-                        {"duration", "factor", "maxDuration"})
-        inputs = tpl.get("inputs") or {}
-        _check_keys(f"{where}.inputs", inputs, {"parameters", "artifacts"})
-        for art in inputs.get("artifacts", []):
-            _check_keys(f"{where}.inputs.artifacts[{art.get('name')}]", art, {"name", "path", "git"})
-            if "git" not in art:
-                raise UnsupportedFeature(f"{where}: input artifact '{art.get('name')}' is not a git "
-                                         "artifact (only git inputs map to the local checkout)")
-        outputs = tpl.get("outputs") or {}
-        _check_keys(f"{where}.outputs", outputs, {"parameters", "artifacts"})
-        for p in outputs.get("parameters", []):
-            _check_keys(f"{where}.outputs.parameters[{p.get('name')}]", p, PARAM_KEYS)
-            vf = p.get("valueFrom") or {}
-            if set(vf) != {"path"}:
-                raise UnsupportedFeature(f"{where}: output parameter '{p.get('name')}' needs valueFrom.path")
-        for a in outputs.get("artifacts", []):
-            _check_keys(f"{where}.outputs.artifacts[{a.get('name')}]", a, OUT_ARTIFACT_KEYS)
-    return sorted(noted)
 
 
 # --------------------------------------------------------------------------- helpers
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(text: str | int | float | None) -> float:
-    """Return seconds for an Argo/Go duration (``10s``, ``1m30s``, ``500ms``) or a bare number."""
-    if text is None or text == "":
-        return 0.0
-    if isinstance(text, int | float) or re.fullmatch(r"\d+(\.\d+)?", str(text)):
-        return float(text)
-    parts = _DURATION.findall(str(text))
-    if not parts or "".join(n + u for n, u in parts) != str(text):
-        raise UnsupportedFeature(f"cannot parse duration '{text}'")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)
-
 
 def _item_text(item: Any) -> str:
     return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
@@ -241,7 +84,8 @@ class _Run:
 
     def __init__(self, manifest: Mapping[str, Any], params: Mapping[str, str], *, run_id: str,
                  run_dir: Path, repo_root: Path, approve: bool, parallelism: int | None,
-                 on_event: Callable[[NodeRecord], None] | None, env: Mapping[str, str] | None):
+                 on_event: Callable[[NodeRecord], None] | None, env: Mapping[str, str] | None,
+                 executor: Executor | None = None):
         self.manifest = manifest
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
@@ -257,7 +101,9 @@ class _Run:
         self.lock = threading.Lock()
         self.failed = threading.Event()
         self.cancelled = threading.Event()
-        self.procs: set[subprocess.Popen[bytes]] = set()
+        self.executor: Executor = executor or ProcessExecutor()
+        self.context = RunContext(run_id=run_id, run_dir=run_dir, repo_root=self.repo_root, env=self.base_env,
+                                  cancelled=self.cancelled)
         self.wf_params = self._workflow_params(params)
         self.scope: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in self.wf_params.items()}
         self.scope.update({"workflow.name": run_id, "workflow.namespace": "local", "workflow.uid": run_id})
@@ -425,9 +271,7 @@ class _Run:
 
     def _cancel(self) -> None:
         self.cancelled.set()
-        with self.lock:
-            for proc in list(self.procs):
-                proc.kill()
+        self.executor.cancel()
 
     # -- one node ------------------------------------------------------------
 
@@ -540,71 +384,16 @@ class _Run:
 
     def _script_once(self, node: NodeRecord, tpl: Mapping[str, Any], inputs: dict[str, str],
                      attempt_dir: Path) -> None:
-        script = tpl["script"]
+        """Run one attempt through the executor and copy what it reports onto the node."""
         scope = dict(self.scope)
         scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
         scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
-        mapper = _PathMapper(tpl, self.repo_root, attempt_dir / "fs")
-        source_file = attempt_dir / "script"
-        atomic_write(source_file, substitute(script.get("source", ""), scope))
-        command = [substitute(c, scope) for c in script.get("command", ["python"])]
-        if command and command[0] in {"python", "python3"}:
-            command[0] = sys.executable  # the same environment the project is installed in
-        argv = command + [substitute(a, scope) for a in script.get("args", [])] + [str(source_file)]
-        env = dict(self.base_env)
-        for e in script.get("env", []):
-            value = substitute(str(e.get("value", "")), scope)
-            env[e["name"]] = mapper.map(value) if value.startswith("/") else value
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-        cwd = mapper.map(script["workingDir"]) if script.get("workingDir") else str(self.repo_root)
-        timeout = parse_duration(tpl.get("activeDeadlineSeconds")) or None
-        attempt_dir.mkdir(parents=True, exist_ok=True)
-        with open(attempt_dir / "stdout.txt", "wb") as out, open(attempt_dir / "stderr.txt", "wb") as err:
-            try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
-            except OSError as exc:
-                node.status, node.exit_code, node.message = "Error", None, f"cannot start step: {exc}"
-                return
-            with self.lock:
-                self.procs.add(proc)
-            try:
-                code = proc.wait(timeout=timeout)
-                deadline_hit = False
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code, deadline_hit = proc.wait(), True
-            finally:
-                with self.lock:
-                    self.procs.discard(proc)
-        node.exit_code = code
-        node.result = (attempt_dir / "stdout.txt").read_text(errors="replace").rstrip("\n")
-        if deadline_hit:
-            node.status, node.message = "Failed", f"activeDeadlineSeconds ({timeout:g}s) exceeded"
-        elif self.cancelled.is_set():
-            node.status, node.message = "Failed", "cancelled: workflow deadline exceeded"
-        elif code != 0:
-            node.status, node.message = "Failed", f"exit code {code}"
-        else:
-            node.status, node.message = "Succeeded", ""
-        self._collect_outputs(node, tpl, mapper)
-
-    def _collect_outputs(self, node: NodeRecord, tpl: Mapping[str, Any], mapper: _PathMapper) -> None:
-        outputs = tpl.get("outputs") or {}
-        node.outputs = {}
-        missing = []
-        for p in outputs.get("parameters", []):
-            path = Path(mapper.map(p["valueFrom"]["path"]))
-            if path.is_file():
-                node.outputs[p["name"]] = path.read_text()
-            elif "default" in p["valueFrom"] or "default" in p:
-                node.outputs[p["name"]] = str(p["valueFrom"].get("default", p.get("default")))
-            else:
-                missing.append(f"output parameter '{p['name']}'")
-        for a in outputs.get("artifacts", []):
-            if not Path(mapper.map(a["path"])).exists() and not a.get("optional"):
-                missing.append(f"output artifact '{a['name']}'")
-        if missing and node.status == "Succeeded":
-            node.status, node.message = "Error", "step did not produce " + ", ".join(missing)
+        request = StepRequest(node=node.name, template=_resolve_script(tpl, scope), inputs=inputs,
+                              attempt_dir=attempt_dir, context=self.context)
+        step = self.executor.run(request)
+        node.status, node.message, node.exit_code = step.phase, step.message, step.exit_code
+        if step.exit_code is not None:  # a step that never started leaves the last attempt's values
+            node.outputs, node.result = step.outputs, step.result
 
     def _publish(self, node: NodeRecord, task: Mapping[str, Any]) -> None:
         """Put a finished node's outputs in scope (aggregated lists for a fan-out)."""
@@ -639,50 +428,17 @@ def _satisfies(state: str, result: str | None) -> bool:
     }[result]
 
 
-class _PathMapper:
-    """Map container paths to local ones: git input artifacts to the checkout, the rest per task."""
+def _resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
+    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args and env.
 
-    def __init__(self, tpl: Mapping[str, Any], repo_root: Path, fs_root: Path):
-        self.mounts = [(PurePosixPath(a["path"]), repo_root)
-                       for a in (tpl.get("inputs") or {}).get("artifacts", []) if "git" in a]
-        self.fs_root = fs_root
-
-    def map(self, container_path: str) -> str:
-        p = PurePosixPath(container_path)
-        for mount, local in self.mounts:
-            if p == mount or mount in p.parents:
-                return str(local / p.relative_to(mount))
-        return str(self.fs_root / p.relative_to("/"))
-
-
-def verify_checkout(root: Path, params: Mapping[str, str]) -> None:
-    """Raise RunError unless the checkout is exactly ``git-revision`` (when one is given).
-
-    In Argo the git artifact checks out that revision; locally the runner uses the
-    checkout as it is. Evaluating one thing and recording another revision in the GitOps
-    commit would be a lie, so a run asked for a revision the checkout is not at
-    (another commit, or uncommitted changes) stops before anything runs.
+    Argo's controller substitutes these before it creates the pod; every executor gets the result.
     """
-    rev = (params.get("git-revision") or "").strip()
-    if not rev:
-        return
-
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-
-    want = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    head = git("rev-parse", "HEAD")
-    if want.returncode != 0:
-        raise RunError(f"git-revision '{rev}' is not a commit in {root}; fetch it, or run without it")
-    if head.returncode != 0 or head.stdout.strip() != want.stdout.strip():
-        raise RunError(f"git-revision '{rev}' is not the checked-out HEAD of {root} "
-                       f"({head.stdout.strip()[:12] or 'none'}); check it out first: the local runner "
-                       "evaluates the checkout")
-    dirty = git("status", "--porcelain", "--", ".", ":(exclude).promptci")
-    if dirty.stdout.strip():
-        first = dirty.stdout.strip().splitlines()[0]
-        raise RunError(f"the checkout has changes not in git-revision '{rev}' ({first.strip()}, ...); "
-                       "commit or stash them, or run without git-revision")
+    script = dict(tpl["script"])
+    script["source"] = substitute(script.get("source", ""), scope)
+    script["command"] = [substitute(c, scope) for c in script.get("command", ["python"])]
+    script["args"] = [substitute(a, scope) for a in script.get("args", [])]
+    script["env"] = [{**e, "value": substitute(str(e.get("value", "")), scope)} for e in script.get("env", [])]
+    return {**tpl, "script": script}
 
 
 # --------------------------------------------------------------------------- public API
@@ -692,13 +448,15 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
                  repo_root: Path | None = None, run_id: str | None = None, runs_dir: Path | None = None,
                  approve: bool = False, parallelism: int | None = None, progress: bool = False,
                  env: Mapping[str, str] | None = None,
-                 on_event: Callable[[NodeRecord], None] | None = None) -> RunResult:
+                 on_event: Callable[[NodeRecord], None] | None = None,
+                 executor: Executor | None = None) -> RunResult:
     """Execute a compiled WorkflowTemplate dict locally and return the RunResult.
 
     Every run gets one run id and one directory (``runs_dir/run_id``) holding ``run.json``
     and, per task, ``inputs.json``, ``stdout.txt``/``stderr.txt`` and the outputs. Raises
     UnsupportedFeature (before running anything) for template features the runner lacks,
-    and RunError for bad parameters.
+    and RunError for bad parameters. ``executor`` runs each script attempt (default: a
+    :class:`ProcessExecutor`, one per run).
     """
     not_applied = check_supported(manifest)
     rid = run_id or new_run_id()
@@ -722,7 +480,7 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
 
     try:
         run = _Run(manifest, params or {}, run_id=rid, run_dir=run_dir, repo_root=root, approve=approve,
-                   parallelism=parallelism, env=env, on_event=notify)
+                   parallelism=parallelism, env=env, on_event=notify, executor=executor)
         verify_checkout(root, run.wf_params)
     except RunError:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no run behind
@@ -746,20 +504,6 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
                "not_applied": not_applied}
     atomic_write(run_dir / "run.json", json.dumps(summary, indent=2))
     return result
-
-
-def record_metrics(manifest: Mapping[str, Any], result: RunResult) -> str | None:
-    """Record the run's metrics through ``steps.metrics``; return a note when that is unavailable."""
-    try:
-        from steps.metrics import record_pipeline_run  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return "metrics not recorded: steps.metrics is not available"
-    labels = manifest.get("metadata", {}).get("labels", {})
-    record_pipeline_run(artifact_type=labels.get("promptci.dev/artifact-type", "unknown"),
-                        result="succeeded" if result.ok else "failed",
-                        duration_seconds=result.duration_seconds, stage_results=result.stage_results(),
-                        run_dir=result.run_dir, pushgateway_url=os.environ.get("PUSHGATEWAY_URL"))
-    return None
 
 
 def run_pipeline(artifact_type: str, params: dict[str, str], run_id: str, *, repo_root: Path | None = None,
