@@ -63,7 +63,7 @@ setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the p
 run: setup ## Run the whole pipeline locally on the sample prompts (the embedded default)
 	$(PY) workflows/submit.py run
 
-test: system-deps setup ## Run the whole test suite
+test: system-deps container-deps setup ## Run the whole test suite (container tests build the step image once)
 	$(PY) -m pytest
 
 lint: setup ## ruff + mypy

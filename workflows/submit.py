@@ -279,13 +279,25 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
+@click.option("--executor", type=click.Choice(["process", "container"]), default="process", show_default=True,
+              help="process: each step a subprocess on this checkout (fast); container: each step in its own "
+                   "container from the step image, as its pod would run (make image first)")
+@click.option("--configmaps-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="container executor: ConfigMaps as <dir>/<name>/<key> "
+                   "[default: <repo>/.promptci/cluster/configmaps]")
+@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="container executor: Secrets as <dir>/<name>/<key> [default: <repo>/.promptci/cluster/secrets]")
 @config_option
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
             no_cache: bool = False, parallelism: int | None = None, run_id: str | None = None,
-            repo: Path = Path("."), config_path: str | None = None) -> None:
+            repo: Path = Path("."), executor: str = "process", configmaps_dir: Path | None = None,
+            secrets_dir: Path | None = None, config_path: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
+    With --executor container every step runs in a container that sees only what its pod would:
+    a fresh clone of the committed revision, the Secrets and ConfigMaps of the two directories
+    (docs/pipelines.md), and the services on this host (S3, GitOps remote, Pushgateway).
     """
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
@@ -309,7 +321,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
-                                  approve=approve, parallelism=parallelism, progress=True, env=env)
+                                  approve=approve, parallelism=parallelism, progress=True, env=env,
+                                  executor=_executor(executor, root, configmaps_dir, secrets_dir))
         except (RunError, UnsupportedFeature) as exc:
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
@@ -323,6 +336,18 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             click.echo()
     if failed:
         sys.exit(1)
+
+
+def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: Path | None) -> Any:
+    """Return the executor ``run`` hands every step to (None: the scheduler's default process executor)."""
+    if kind == "process":
+        if configmaps_dir or secrets_dir:
+            raise click.BadParameter("only the container executor reads them",
+                                     param_hint="--configmaps-dir/--secrets-dir")
+        return None
+    from workflows.runner.container import DEFAULT_CONFIGMAPS_DIR, DEFAULT_SECRETS_DIR, ContainerExecutor
+
+    return ContainerExecutor(configmaps_dir or root / DEFAULT_CONFIGMAPS_DIR, secrets_dir or root / DEFAULT_SECRETS_DIR)
 
 
 def _mount_commands() -> None:

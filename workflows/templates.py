@@ -44,6 +44,7 @@ from hera.workflows.models import (
     IntOrString,
     PodGC,
     SecretKeySelector,
+    SecurityContext,
     TTLStrategy,
 )
 from hera.workflows.script import RunnerScriptConstructor
@@ -69,6 +70,9 @@ STEP_COMMAND = ["python", "-P"]
 # argoexec's init container clones the source as another uid than the step's (10001); git refuses such
 # a checkout ("dubious ownership") unless safe.directory names it. Scoped to that one path, never "*",
 # and set as command-scope config (GIT_CONFIG_*), which git honours for safe.directory.
+# The image's non-root user, stated so the cluster enforces it (and the container executor applies it).
+STEP_SECURITY_CONTEXT = SecurityContext(run_as_user=10001, run_as_group=10001, run_as_non_root=True,
+                                        allow_privilege_escalation=False)
 SAFE_DIRECTORY_ENV = [Env(name="GIT_CONFIG_COUNT", value="1"),
                       Env(name="GIT_CONFIG_KEY_0", value="safe.directory"),
                       Env(name="GIT_CONFIG_VALUE_0", value=SOURCE_PATH)]
@@ -95,7 +99,8 @@ def _default_stages() -> dict[str, StageSettings]:
     return {
         "lint": StageSettings(deadline_seconds=300),
         "validate": StageSettings(deadline_seconds=300),
-        "plan": StageSettings(deadline_seconds=300),
+        # plan writes the run's plan to the store (summary and promote read it there): it needs the store's keys.
+        "plan": StageSettings(deadline_seconds=300, secrets=["promptci-store"]),
         "eval": StageSettings(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi",
                               deadline_seconds=1800, secrets=["promptci-provider-keys", "promptci-store"]),
         "promote": StageSettings(deadline_seconds=600, service_account="promptci-promoter",
@@ -183,6 +188,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
                                      expression=TRANSIENT_RETRY_EXPRESSION,
                                      backoff=Backoff(duration=settings.backoff, factor=IntOrString("2"))),
         active_deadline_seconds=str(s.deadline_seconds),
+        security_context=STEP_SECURITY_CONTEXT,
         service_account_name=s.service_account,
         metrics=[Counter(name=metric_names.RESULT, help=metric_names.RESULT_HELP, value="1",
                          labels=[Label(key="artifact_type", value=artifact_type.value),

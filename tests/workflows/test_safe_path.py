@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from config.artifacts import ArtifactType
-from workflows.runner.scheduler import PROJECT_ROOT, run_template
+from workflows.runner.executors import PROJECT_ROOT
+from workflows.runner.scheduler import run_template
 from workflows.templates import STEP_COMMAND, PipelineSettings, build_template
 
 MARKER = "PWNED"

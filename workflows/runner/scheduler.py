@@ -22,14 +22,16 @@ before anything runs: a feature is never silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.atomic import atomic_write
+from workflows.runner import lifecycle
 from workflows.runner.checkout import verify_checkout
 from workflows.runner.executors import Executor, ProcessExecutor, RunContext, StepRequest
 from workflows.runner.expr import (
@@ -143,7 +146,7 @@ class _Run:
         deadline = parse_duration(self.spec.get("activeDeadlineSeconds"))
         t0 = time.monotonic()
         message = ""
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool, self._cancel_on_interrupt():
             while True:
                 for name, task in tasks.items():
                     if name in status or any(status.get(d) not in TERMINAL for d in deps[name]):
@@ -272,6 +275,19 @@ class _Run:
     def _cancel(self) -> None:
         self.cancelled.set()
         self.executor.cancel()
+
+    @contextlib.contextmanager
+    def _cancel_on_interrupt(self) -> Iterator[None]:
+        """Cancel every running step when the DAG loop is interrupted (Ctrl-C, SIGTERM, a crash).
+
+        Entered after the thread pool, so it runs before the pool waits for its workers: an
+        interrupted run stops its steps instead of waiting for them to finish.
+        """
+        try:
+            yield
+        except BaseException:
+            self._cancel()
+            raise
 
     # -- one node ------------------------------------------------------------
 
@@ -429,7 +445,8 @@ def _satisfies(state: str, result: str | None) -> bool:
 
 
 def _resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args and env.
+    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args, env
+    and git input artifacts.
 
     Argo's controller substitutes these before it creates the pod; every executor gets the result.
     """
@@ -438,7 +455,12 @@ def _resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[st
     script["command"] = [substitute(c, scope) for c in script.get("command", ["python"])]
     script["args"] = [substitute(a, scope) for a in script.get("args", [])]
     script["env"] = [{**e, "value": substitute(str(e.get("value", "")), scope)} for e in script.get("env", [])]
-    return {**tpl, "script": script}
+    inputs = dict(tpl.get("inputs") or {})
+    if inputs.get("artifacts"):  # the git artifact's repo and revision: what the init container clones
+        inputs["artifacts"] = [{**a, "git": {k: substitute(v, scope) if isinstance(v, str) else v
+                                             for k, v in a["git"].items()}} if "git" in a else a
+                               for a in inputs["artifacts"]]
+    return {**tpl, "script": script, **({"inputs": inputs} if inputs else {})}
 
 
 # --------------------------------------------------------------------------- public API
@@ -458,14 +480,18 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
     and RunError for bad parameters. ``executor`` runs each script attempt (default: a
     :class:`ProcessExecutor`, one per run).
     """
-    not_applied = check_supported(manifest)
+    not_applied = check_supported(manifest, getattr(executor, "applies", None))
     rid = run_id or new_run_id()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", rid):
         raise RunError(f"run id '{rid}' must be letters, digits, '.', '_' or '-'")
     root = (repo_root or Path.cwd()).resolve()
-    run_dir = ((runs_dir or root / DEFAULT_RUNS_DIR) / rid).resolve()
+    runs_root = (runs_dir or root / DEFAULT_RUNS_DIR).resolve()
+    run_dir = runs_root / rid
     if run_dir.exists():
         raise RunError(f"run directory {run_dir} already exists (run ids are unique)")
+    containers = bool(getattr(executor, "uses_containers", False))
+    for line in lifecycle.reap_strays(runs_root, containers):  # what a killed runner left behind
+        print(f"runner: {line}", file=sys.stderr)
     run_dir.mkdir(parents=True)
     view = None
     if progress:
@@ -486,13 +512,16 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no run behind
         raise
     started = time.time()
+    lifecycle.write_state(run_dir, rid, type(run.executor).__name__, containers)
     if view:
         view.start()
     try:
-        status, message, tasks = run.run()
-    except KeyboardInterrupt:
+        with lifecycle.terminate_as_interrupt():
+            status, message, tasks = run.run()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the steps were cancelled; record it
         run._cancel()
-        status, message, tasks = "Error", "interrupted", {}
+        status, tasks = "Error", {}
+        message = "terminated (SIGTERM)" if isinstance(exc, lifecycle.Terminated) else "interrupted"
     finally:
         if view:
             view.stop()
@@ -502,7 +531,8 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],
                "not_applied": not_applied}
-    atomic_write(run_dir / "run.json", json.dumps(summary, indent=2))
+    atomic_write(run_dir / lifecycle.RESULT_FILE, json.dumps(summary, indent=2))
+    lifecycle.clear_state(run_dir)
     return result
 
 
