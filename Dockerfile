@@ -39,6 +39,11 @@ RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=optional --no-audit --no-fund --loglevel=error \
  && node_modules/.bin/promptfoo --version
 
+# --- the project's dependency list, alone: the slow pip layer below reruns only when it changes ------
+FROM ${BASE_IMAGE} AS requirements
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt
+
 # --- the step image ----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -67,13 +72,12 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
  && node --version | grep -q '^v20\.'
 
-# The dependencies first (a layer that changes only with pyproject.toml), then the project itself.
-COPY pyproject.toml /opt/promptci/src/pyproject.toml
+# The dependencies first (a layer that changes only with the dependency list), then the project itself.
+COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
 RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/promptci/venv \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/opt/promptci/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
  && /opt/promptci/venv/bin/pip install -q "setuptools>=68" wheel -r /tmp/requirements.txt
-COPY README.md /opt/promptci/src/README.md
+COPY pyproject.toml README.md /opt/promptci/src/
 COPY config /opt/promptci/src/config
 COPY steps /opt/promptci/src/steps
 COPY workflows /opt/promptci/src/workflows
