@@ -273,7 +273,8 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @cli.command("run")
 @click.argument("artifact_types", nargs=-1, type=click.Choice(TYPES))
 @click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
-@click.option("--approve", is_flag=True, help="approve manual-approval gates (locally a suspend never waits)")
+@click.option("--approve", is_flag=True,
+              help="approve manual-approval gates at once (without it a suspend waits for `resume RUN_ID`)")
 @click.option("--no-cache", is_flag=True, help="re-run every eval branch (same as -p no-cache=true)")
 @click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
@@ -348,6 +349,44 @@ def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: P
     from workflows.runner.container import DEFAULT_CONFIGMAPS_DIR, DEFAULT_SECRETS_DIR, ContainerExecutor
 
     return ContainerExecutor(configmaps_dir or root / DEFAULT_CONFIGMAPS_DIR, secrets_dir or root / DEFAULT_SECRETS_DIR)
+
+
+def _control(action: str, run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
+             insecure: bool) -> None:
+    """Resume or stop a local run (its directory exists) or, failing that, a workflow on the Argo Server."""
+    from workflows.cli.control import ControlError, control_local, control_server, local_run_dir
+
+    run_dir = None if host else local_run_dir(repo.resolve(), run_id)
+    if run_dir is None and not (host or os.environ.get("ARGO_SERVER")):
+        _fail([f"{action}: no local run '{run_id}' under {repo.resolve() / '.promptci' / 'runs'} "
+               "and no Argo server (--argo-server or ARGO_SERVER)"], 2)
+    try:
+        if run_dir is not None:
+            click.echo(control_local(run_dir, action))  # type: ignore[arg-type]
+        else:
+            click.echo(control_server(_target(host, namespace, token, insecure), run_id, action))  # type: ignore[arg-type]
+    except ControlError as exc:
+        _fail([f"{action}: {exc}"], 2)
+    except Exception as exc:  # noqa: BLE001 - a server error is reported on one line, never a traceback
+        first = (str(exc).splitlines() or [""])[0]
+        _fail([f"{action}: {type(exc).__name__}: {first}"], 2)
+
+
+def _control_command(action: str, summary: str) -> None:
+    """Add the ``resume`` or ``stop`` command (they differ only in the action)."""
+
+    @cli.command(action, help=summary)
+    @click.argument("run_id")
+    @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+                  help="the checkout the local run runs in (default: current directory)")
+    @_argo_options
+    def command(run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
+                insecure: bool) -> None:
+        _control(action, run_id, repo, host, namespace, token, insecure)
+
+
+_control_command("resume", "Resume the suspended step(s) of a run: a local run id, or a workflow on the Argo Server.")
+_control_command("stop", "Stop a run as `argo stop` does: kill running steps, start nothing new, run the exit handler.")
 
 
 def _mount_commands() -> None:

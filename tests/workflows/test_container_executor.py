@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from config.artifacts import ArtifactType
 from tests.workflows.containers import containers_of_run, git_repo, inline_template
 from tests.workflows.test_safe_path import lint_only, plant_malicious_code
 from workflows.runner.container import ContainerExecutor, StepSetupError, common_root, cpu_limit, memory_limit
-from workflows.runner.executors import RunContext, StepRequest
+from workflows.runner.executors import Cancellation, RunContext, StepRequest
 from workflows.runner.records import RunResult
 from workflows.runner.scheduler import run_template
 from workflows.templates import SAFE_DIRECTORY_ENV, PipelineSettings, build_template
@@ -92,7 +91,7 @@ def test_secrets_come_from_the_secrets_dir_only_and_never_on_the_command_line(
     request = StepRequest(node="step", template=manifest["spec"]["templates"][1], inputs={},
                           attempt_dir=tmp_path / "attempt", context=RunContext(
                               run_id="r", run_dir=tmp_path, repo_root=tmp_path, env={},
-                              cancelled=threading.Event()))
+                              cancelled=Cancellation()))
     argv, secret_env = ex._podman_run_args(request, "name")
     assert secret_env == {"AWS_SECRET_ACCESS_KEY": "from-the-secret"}
     assert "from-the-secret" not in " ".join(argv) and "AWS_SECRET_ACCESS_KEY" in argv

@@ -115,17 +115,24 @@ def test_unsupported_feature_is_named_not_ignored(tmp_path: Path) -> None:
         _run(tmp_path, manifest)
 
 
-def _approval_template() -> dict[str, Any]:
-    with WorkflowTemplate(name="a", entrypoint="main") as wt:
+def _approval_template(deadline: int | None = None) -> dict[str, Any]:
+    with WorkflowTemplate(name="a", entrypoint="main", active_deadline_seconds=deadline) as wt:
         s = Suspend(name="approval")
         with DAG(name="main"):
             s(name="approval")
     return wt.to_dict()
 
 
-def test_approval_suspend_fails_closed_unless_approved(tmp_path: Path) -> None:
-    refused = _run(tmp_path, _approval_template())
-    assert not refused.ok and "--approve" in _node(refused, "approval").message
+def test_approval_suspend_waits_until_the_workflow_deadline_unless_approved(tmp_path: Path) -> None:
+    """A suspend neither passes nor fails at once: it waits (here until the workflow deadline).
+
+    Argo: operator.go failSuspendedAndPendingNodesAfterDeadlineOrShutdown and exec_control.go
+    ("Step exceeded its deadline"); resuming is tested in test_runner_parity.py.
+    """
+    refused = _run(tmp_path, _approval_template(deadline=1))
+    assert not refused.ok and _node(refused, "approval").status == "Failed"
+    assert _node(refused, "approval").message == "Step exceeded its deadline"
+    assert "deadline" in refused.message
     approved = _run(tmp_path, _approval_template(), approve=True)
     assert approved.ok
 

@@ -37,8 +37,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workflows.runner import lifecycle
-from workflows.runner.executors import PROJECT_ROOT, StepRequest, StepResult, collect_outputs, step_phase
-from workflows.runner.supported import parse_duration
+from workflows.runner.executors import (
+    PROJECT_ROOT,
+    StepRequest,
+    StepResult,
+    collect_outputs,
+    script_result,
+    step_phase,
+)
 
 SCRIPT_PATH = "/argo/staging/script"
 CONTAINERS_CONF = PROJECT_ROOT / "image" / "containers.conf"
@@ -160,7 +166,7 @@ class ContainerExecutor:
             return StepResult(phase="Error", message=f"cannot start the step's container: {exc}", exit_code=None,
                               outputs={}, result=None, stdout_path=stdout, stderr_path=stderr,
                               started=started, finished=time.time())
-        timeout = parse_duration(request.template.get("activeDeadlineSeconds")) or None
+        timeout = request.active_deadline_seconds
         try:
             code, deadline_hit, note = self._run_container(argv, secret_env, name, stdout, stderr, timeout)
             finished = time.time()
@@ -174,11 +180,12 @@ class ContainerExecutor:
         if code is None:
             return StepResult(phase="Error", message=note, exit_code=None, outputs={}, result=None,
                               stdout_path=stdout, stderr_path=stderr, started=started, finished=finished)
-        result = stdout.read_text(errors="replace").rstrip("\n") if request.capture_result else None
+        result = script_result(stdout.read_bytes()) if request.capture_result else None
         outputs, missing = collect_outputs(request.template,
                                            lambda p: outputs_root / PurePosixPath(p).relative_to("/"))
+        cancelled = request.context.cancelled
         phase, message = step_phase(code, deadline_hit=deadline_hit, timeout=timeout,
-                                    cancelled=request.context.cancelled.is_set(), missing=missing)
+                                    cancelled=cancelled.reason if cancelled.is_set() else None, missing=missing)
         if note and phase != "Succeeded":
             message = f"{message} ({note})"
         return StepResult(phase=phase, message=message, exit_code=code, outputs=outputs, result=result,

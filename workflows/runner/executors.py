@@ -30,9 +30,26 @@ from typing import Any, Protocol
 
 from steps.atomic import atomic_write
 from workflows.runner import lifecycle
-from workflows.runner.supported import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Cancellation(threading.Event):
+    """Set when the run is over early (workflow deadline, ``stop``, Ctrl-C); ``reason`` says why.
+
+    The reason is the node message Argo gives running steps (exec_control.go
+    applyExecutionControl): "Step exceeded its deadline" or "workflow shutdown with strategy:  Stop".
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def cancel(self, reason: str) -> None:
+        """Set the event with ``reason`` (the first reason wins)."""
+        if not self.is_set():
+            self.reason = reason
+        self.set()
 
 
 @dataclass(frozen=True)
@@ -44,8 +61,8 @@ class RunContext:
     repo_root: Path
     env: Mapping[str, str]
     """The environment steps start from (``envFrom`` secrets are read from it locally)."""
-    cancelled: threading.Event
-    """Set when the run is cancelled (workflow deadline, Ctrl-C); a step ending then is Failed."""
+    cancelled: Cancellation
+    """Set when the run is cancelled (workflow deadline, stop, Ctrl-C); a step ending then is Failed."""
     deadline: float | None = None
     """``time.monotonic()`` value at which the workflow's activeDeadlineSeconds passes, if any."""
 
@@ -65,7 +82,11 @@ class StepRequest:
     """A fresh directory for this attempt: the executor writes ``stdout.txt`` and ``stderr.txt`` here."""
     context: RunContext
     capture_result: bool = True
-    """Whether stdout becomes ``outputs.result``."""
+    """Whether stdout becomes ``outputs.result``: only when the DAG references it (operator.go
+    includeScriptOutput / hasOutputResultRef); see :func:`script_result`."""
+    active_deadline_seconds: float | None = None
+    """The pod's activeDeadlineSeconds: the template's, clamped to what is left of the workflow's
+    (workflowpod.go). It counts from the pod's start, set-up (clone, image) included."""
 
 
 @dataclass
@@ -125,13 +146,29 @@ def collect_outputs(template: Mapping[str, Any],
     return outputs, missing
 
 
-def step_phase(code: int, *, deadline_hit: bool, timeout: float | None, cancelled: bool,
+MAX_RESULT_BYTES = 256 * (1 << 10)
+
+
+def script_result(stdout: bytes) -> str:
+    """Return ``outputs.result`` from a step's stdout (executor.go CaptureScriptResult).
+
+    One trailing newline is trimmed; only the last 256 kB are kept.
+    """
+    if stdout.endswith(b"\n"):
+        stdout = stdout[:-1]
+    return stdout[-MAX_RESULT_BYTES:].decode(errors="replace")
+
+
+def step_phase(code: int, *, deadline_hit: bool, timeout: float | None, cancelled: str | None,
                missing: list[str]) -> tuple[str, str]:
-    """Return (phase, message) of an attempt that ran and exited with ``code``."""
+    """Return (phase, message) of an attempt that ran and exited with ``code``.
+
+    ``cancelled`` is the run's cancellation reason when it was cancelled while the step ran.
+    """
     if deadline_hit:
         return "Failed", f"activeDeadlineSeconds ({timeout:g}s) exceeded"
     if cancelled:
-        return "Failed", "cancelled: workflow deadline exceeded"
+        return "Failed", cancelled
     if code != 0:
         return "Failed", f"exit code {code}"
     if missing:
@@ -160,7 +197,8 @@ class ProcessExecutor:
 
     ``python`` is this interpreter, the project is on ``PYTHONPATH``, the ``git`` input
     artifact is the checkout itself (``context.repo_root``) and every other absolute path
-    maps under ``attempt_dir/fs``. The template's ``activeDeadlineSeconds`` kills the step.
+    maps under ``attempt_dir/fs``. ``request.active_deadline_seconds`` kills the step, counted
+    from the process start (the pod start: a process has no set-up before it).
     Each step runs in its own process group, killed when the step ends or the run is cancelled;
     it dies with the runner (lifecycle.pdeathsig_prefix) and carries the runner's token (reaping).
     """
@@ -197,7 +235,7 @@ class ProcessExecutor:
             env[e["name"]] = mapper.map(value) if value.startswith("/") else value
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         cwd = mapper.map(script["workingDir"]) if script.get("workingDir") else str(ctx.repo_root)
-        timeout = parse_duration(tpl.get("activeDeadlineSeconds")) or None
+        timeout = request.active_deadline_seconds
         stdout, stderr = attempt_dir / "stdout.txt", attempt_dir / "stderr.txt"
         started = time.time()
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
@@ -221,9 +259,10 @@ class ProcessExecutor:
                 with self._lock:
                     self._procs.discard(proc)
         finished = time.time()
-        result = stdout.read_text(errors="replace").rstrip("\n") if request.capture_result else None
+        result = script_result(stdout.read_bytes()) if request.capture_result else None
         outputs, missing = collect_outputs(tpl, lambda p: Path(mapper.map(p)))
         phase, message = step_phase(code, deadline_hit=deadline_hit, timeout=timeout,
-                                    cancelled=ctx.cancelled.is_set(), missing=missing)
+                                    cancelled=ctx.cancelled.reason if ctx.cancelled.is_set() else None,
+                                    missing=missing)
         return StepResult(phase=phase, message=message, exit_code=code, outputs=outputs, result=result,
                           stdout_path=stdout, stderr_path=stderr, started=started, finished=finished)

@@ -28,9 +28,9 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,38 +40,23 @@ from typing import Any
 
 from steps.atomic import atomic_write
 from workflows.runner import lifecycle
+from workflows.runner.aggregate import AggregateError, Child, aggregate_outputs
 from workflows.runner.checkout import verify_checkout
-from workflows.runner.executors import Executor, ProcessExecutor, RunContext, StepRequest
-from workflows.runner.expr import (
-    ExpressionError,
-    UnresolvedVariable,
-    depends_names,
-    eval_condition,
-    eval_depends,
-    substitute,
-)
+from workflows.runner.control import RunControl
+from workflows.runner.dag import FULFILLED, TaskNode, assess_dag_phase, depends_expression, depends_satisfied
+from workflows.runner.executors import Cancellation, Executor, ProcessExecutor, RunContext
+from workflows.runner.expr import ExpressionError, UnresolvedVariable, depends_names, eval_condition, substitute
 from workflows.runner.metrics import record_metrics
-from workflows.runner.records import TERMINAL, NodeRecord, RunError, RunResult, UnsupportedFeature
+from workflows.runner.nodes import POLL_SECONDS, NodeRunner, references_result
+from workflows.runner.records import NodeRecord, RunError, RunResult, UnsupportedFeature
 from workflows.runner.supported import check_supported, parse_duration
 
 __all__ = ["DEFAULT_RUNS_DIR", "NodeRecord", "RunError", "RunResult", "UnsupportedFeature", "check_supported",
            "new_run_id", "record_metrics", "run_pipeline", "run_template", "verify_checkout"]
 
 DEFAULT_RUNS_DIR = Path(".promptci/runs")
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _item_text(item: Any) -> str:
-    return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-
-
-def _aggregate(values: list[str]) -> str:
-    """Return the JSON list Argo makes of a fan-out's output values (parsed when all are JSON)."""
-    try:
-        return json.dumps([json.loads(v) for v in values])
-    except json.JSONDecodeError:
-        return json.dumps(values)
+DEADLINE_MESSAGE = "Step exceeded its deadline"  # exec_control.go applyExecutionControl
+STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # exec_control.go (two spaces, as Argo writes it)
 
 
 def new_run_id() -> str:
@@ -79,37 +64,30 @@ def new_run_id() -> str:
     return time.strftime("local-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-# --------------------------------------------------------------------------- the runner
-
-
 class _Run:
-    """The state of one run. One instance per run; tasks execute on a thread pool."""
+    """The state of one run: the DAG loop on this thread, the nodes on a thread pool."""
 
     def __init__(self, manifest: Mapping[str, Any], params: Mapping[str, str], *, run_id: str,
                  run_dir: Path, repo_root: Path, approve: bool, parallelism: int | None,
                  on_event: Callable[[NodeRecord], None] | None, env: Mapping[str, str] | None,
                  executor: Executor | None = None):
-        self.manifest = manifest
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.run_id = run_id
-        self.run_dir = run_dir
-        self.repo_root = repo_root.resolve()
-        self.approve = approve
         limits = [p for p in (parallelism, self.spec.get("parallelism")) if p]
         self.parallelism = int(min(limits)) if limits else 4
         self.on_event = on_event or (lambda _n: None)
-        self.base_env = dict(os.environ if env is None else env)
         self.nodes: list[NodeRecord] = []
-        self.lock = threading.Lock()
-        self.failed = threading.Event()
-        self.cancelled = threading.Event()
+        self.cancelled = Cancellation()
         self.executor: Executor = executor or ProcessExecutor()
-        self.context = RunContext(run_id=run_id, run_dir=run_dir, repo_root=self.repo_root, env=self.base_env,
-                                  cancelled=self.cancelled)
+        self.control = RunControl(run_dir)
+        self.context = RunContext(run_id=run_id, run_dir=run_dir, repo_root=repo_root.resolve(),
+                                  env=dict(os.environ if env is None else env), cancelled=self.cancelled)
+        self.approve = approve
         self.wf_params = self._workflow_params(params)
         self.scope: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in self.wf_params.items()}
         self.scope.update({"workflow.name": run_id, "workflow.namespace": "local", "workflow.uid": run_id})
+        self.aggregate_errors: dict[str, str] = {}
 
     def _workflow_params(self, given: Mapping[str, str]) -> dict[str, str]:
         declared = {p["name"]: p for p in (self.spec.get("arguments") or {}).get("parameters", [])}
@@ -127,126 +105,174 @@ class _Run:
             out[name] = str(value)
         return out
 
-    # -- DAG ---------------------------------------------------------------
+    # -- the DAG -------------------------------------------------------------
 
     def run(self) -> tuple[str, str, dict[str, str]]:
+        """Run the entrypoint DAG, then the exit handler; return (workflow phase, message, task phases).
+
+        Every ready task is started (a failure cancels nothing: dag.go executeDAG visits every
+        target); after each change the phase is assessed from the leaf tasks (dag.go assessDAGPhase).
+        """
         entry = self.templates.get(self.spec.get("entrypoint", ""))
         if entry is None or "dag" not in entry:
             raise UnsupportedFeature("the entrypoint must be a dag template")
         fail_fast = entry["dag"].get("failFast", True)
         tasks = {t["name"]: t for t in entry["dag"]["tasks"]}
-        deps = {name: self._deps_of(t) for name, t in tasks.items()}
+        deps: dict[str, list[str]] = {}
+        for name, t in tasks.items():
+            try:
+                deps[name] = depends_names(depends_expression(t)) if depends_expression(t) else []
+            except ExpressionError as exc:
+                raise RunError(f"task '{name}': {exc}") from exc
         for name, ds in deps.items():
             unknown = [d for d in ds if d not in tasks]
             if unknown:
                 raise RunError(f"task '{name}' depends on unknown task(s): {', '.join(unknown)}")
-        status: dict[str, str] = {}
-        groups: dict[str, list[NodeRecord]] = {}
-        running: dict[Future[None], str] = {}
-        deadline = parse_duration(self.spec.get("activeDeadlineSeconds"))
+        wf_deadline = parse_duration(self.spec.get("activeDeadlineSeconds")) or None
         t0 = time.monotonic()
+        runner = NodeRunner(templates=self.templates, context=self.context, executor=self.executor,
+                            control=self.control, approve=self.approve, on_event=self.on_event,
+                            result_refs=frozenset(t for t in tasks if references_result(entry, t)),
+                            workflow_deadline=t0 + wf_deadline if wf_deadline else None)
+        graph: dict[str, TaskNode] = {}
+        groups: dict[str, list[NodeRecord]] = {}
+        pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]] = deque()
+        running: dict[Future[None], NodeRecord] = {}
         message = ""
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool, self._cancel_on_interrupt():
-            while True:
-                for name, task in tasks.items():
-                    if name in status or any(status.get(d) not in TERMINAL for d in deps[name]):
-                        continue
-                    status[name] = "Running"
-                    verdict = self._gate(task, status, fail_fast)
-                    if verdict is not None:
-                        status[name] = verdict[0]
-                        self._record_skip(name, task, *verdict)
-                        continue
-                    try:
-                        items = self._items(task)
-                    except (UnresolvedVariable, ExpressionError, ValueError) as exc:
-                        status[name] = "Error"
-                        self._record_skip(name, task, "Error", f"withParam/withItems: {exc}")
-                        self.failed.set()
-                        continue
-                    if items == []:
-                        status[name] = "Skipped"
-                        self._record_skip(name, task, "Skipped", "empty withParam/withItems: nothing to run")
-                        continue
-                    nodes = []
-                    for i, item in enumerate(items if items is not None else [None]):
-                        node_name = name if items is None else f"{name}({i})"
-                        node = NodeRecord(name=node_name, task=name, template=task["template"])
-                        with self.lock:
-                            self.nodes.append(node)
-                        nodes.append(node)
-                        fut = pool.submit(self._execute, node, task, item)
-                        running[fut] = name
-                    groups[name] = nodes
-                if not running:
-                    break
-                timeout = max(0.0, deadline - (time.monotonic() - t0)) if deadline else None
-                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
-                if not done:
-                    message = f"workflow deadline of {deadline:g}s exceeded"
-                    self._cancel()
-                    done, _ = wait(list(running))
-                for fut in done:
-                    name = running.pop(fut)
-                    fut.result()
-                    if not any(f for f, n in running.items() if n == name):
-                        status[name] = self._group_status(groups[name])
-                        if status[name] in {"Failed", "Error"}:
-                            self.failed.set()
+        with ThreadPoolExecutor(max_workers=self.parallelism + len(tasks)) as pool, self._cancel_on_interrupt():
+            try:
+                while True:
+                    if not self.cancelled.is_set():
+                        self._schedule(tasks, deps, graph, groups, pending)
+                        for entry in list(pending):
+                            node, task, item = entry
+                            if self._is_pod(task) and self._pods(running) >= self.parallelism:
+                                continue  # spec.parallelism counts pods; a suspend is not one
+                            pending.remove(entry)
+                            self._add(node)
+                            graph.setdefault(node.task, TaskNode("Running"))
+                            running[pool.submit(runner.execute, node, task, item, self._snapshot())] = node
+                        phase = assess_dag_phase(deps, graph, fail_fast=fail_fast)
+                        if phase != "Running" or (not running and not pending):
+                            break
+                    elif not running:
+                        phase = "Failed"  # dag.go assessDAGPhase: a shut-down DAG fails
+                        break
+                    timeout = POLL_SECONDS
+                    if wf_deadline and not self.cancelled.is_set():
+                        timeout = max(0.0, min(timeout, t0 + wf_deadline - time.monotonic()))
+                    done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                    if not self.cancelled.is_set():
+                        if wf_deadline and time.monotonic() - t0 >= wf_deadline:
+                            message = f"workflow deadline of {wf_deadline:g}s exceeded"
+                            self._cancel(DEADLINE_MESSAGE)
+                        elif self.control.stop_requested():
+                            message = "Stopped with strategy 'Stop'"
+                            self._cancel(STOP_MESSAGE)
+                    for fut in done:
+                        node = running.pop(fut)
+                        fut.result()
+                        self._finished(node, tasks[node.task], graph, groups)
+            except BaseException:  # Ctrl-C, SIGTERM, a crash: stop the steps, so the pool can wind down
+                self._cancel("interrupted")
+                raise
+        status = {name: n.phase for name, n in graph.items()}
         for name, task in tasks.items():
-            if name not in status:  # never became ready: a dependency cycle; fail closed
+            if name not in status and phase == "Running":  # never became ready: a cycle; fail closed
                 status[name] = "Error"
-                self._record_skip(name, task, "Error", "never became ready (dependency cycle?)")
+                self._record(name, task, "Error", "never became ready (dependency cycle?)")
+        if phase == "Running":
+            phase = "Error"
         bad = [n for n, s in status.items() if s in {"Failed", "Error"}]
-        wf_status = "Failed" if bad or message else "Succeeded"
-        if bad and not message:
-            message = "failed: " + ", ".join(bad)
-        exit_status = self._exit_handler(wf_status, taken=set(status))
+        if phase != "Succeeded" and not message:
+            message = "failed: " + ", ".join(bad) if bad else f"the DAG ended {phase}"
+        exit_status = self._exit_handler(phase, runner, taken=set(status))
         if exit_status is not None:
             status[exit_status[0]] = exit_status[1]
-            if exit_status[1] in {"Failed", "Error"} and wf_status == "Succeeded":
-                wf_status, message = "Failed", "failed: the exit handler (onExit)"
-        return wf_status, message, status
+            if exit_status[1] in {"Failed", "Error"} and phase == "Succeeded":
+                phase, message = "Failed", "failed: the exit handler (onExit)"
+        return phase, message, status
 
-    def _exit_handler(self, wf_status: str, taken: AbstractSet[str]) -> tuple[str, str] | None:
-        """Run ``spec.onExit`` as Argo does: after the DAG, whatever its outcome.
+    def _is_pod(self, task: Mapping[str, Any]) -> bool:
+        return "suspend" not in self.templates.get(task["template"], {})
 
-        Returns (task name, status). The task is named after its template (so its metrics
-        label matches the template's, as in Argo), unless a DAG task already has that name.
+    def _pods(self, running: Mapping[Future[None], NodeRecord]) -> int:
+        return sum(1 for n in running.values() if self._is_pod({"template": n.template}))
+
+    def _snapshot(self) -> dict[str, str]:
+        return dict(self.scope)
+
+    def _schedule(self, tasks: Mapping[str, Mapping[str, Any]], deps: Mapping[str, list[str]],
+                  graph: dict[str, TaskNode], groups: dict[str, list[NodeRecord]],
+                  pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]]) -> None:
+        """Decide every task that can be decided now: passes until one changes nothing (an Omitted
+        task can make the next one decidable at once, whatever the tasks' order)."""
+        while True:
+            before = (len(graph), len(pending))
+            self._schedule_pass(tasks, deps, graph, groups, pending)
+            if (len(graph), len(pending)) == before:
+                return
+
+    def _schedule_pass(self, tasks: Mapping[str, Mapping[str, Any]], deps: Mapping[str, list[str]],
+                  graph: dict[str, TaskNode], groups: dict[str, list[NodeRecord]],
+                  pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]]) -> None:
+        """Give every task whose dependencies are fulfilled its node (dag.go executeDAGTask).
+
+        In Argo's order: ``depends`` (else Omitted), references to the dependencies' outputs,
+        ``when`` (else Skipped), then the fan-out (empty: Skipped).
         """
-        template = self.spec.get("onExit")
-        if not template:
-            return None
-        name = template if template not in taken else f"onExit-{template}"
-        self.scope["workflow.status"] = wf_status
-        node = NodeRecord(name=name, task=name, template=template)
-        with self.lock:
-            self.nodes.append(node)
-        self._execute(node, {"name": name, "template": template}, None, exit_handler=True)
-        return name, node.status
-
-    def _deps_of(self, task: Mapping[str, Any]) -> list[str]:
-        if "depends" in task:
-            return depends_names(task["depends"])
-        return list(task.get("dependencies", []))
-
-    def _gate(self, task: Mapping[str, Any], status: Mapping[str, str],
-              fail_fast: bool) -> tuple[str, str] | None:
-        """Return (status, reason) when the task must not run, else None."""
-        expr = task.get("depends") or " && ".join(task.get("dependencies", [])) or None
-        if expr and not eval_depends(expr, lambda n, r: _satisfies(status[n], r)):
-            return "Omitted", f"depends not satisfied: {expr}"
-        if fail_fast and self.failed.is_set():
-            return "Skipped", "skipped: an upstream task failed (fail fast)"
-        if "when" in task:
+        queued = {n.task for n, _, _ in pending}
+        for name, task in tasks.items():
+            if name in graph or name in queued or any(
+                    d not in graph or graph[d].phase not in FULFILLED for d in deps[name]):
+                continue
+            expr = depends_expression(task)
             try:
-                cond = substitute(task["when"], self.scope)
-                if not eval_condition(cond):
-                    return "Skipped", f"when '{cond}' is false"
-            except (UnresolvedVariable, ExpressionError) as exc:
-                self.failed.set()
-                return "Error", f"when: {exc}"
-        return None
+                if expr and not depends_satisfied(expr, graph):
+                    self._omit(name, task, graph, "Omitted", "omitted: depends condition not met")
+                    continue
+            except ExpressionError as exc:
+                self._omit(name, task, graph, "Error", str(exc))
+                continue
+            broken = [self.aggregate_errors[a] for a in self._ancestors(name, deps) if a in self.aggregate_errors]
+            if broken:
+                self._omit(name, task, graph, "Error", broken[0])
+                continue
+            if "when" in task:
+                try:
+                    cond = substitute(task["when"], self.scope)
+                    if not eval_condition(cond):
+                        self._omit(name, task, graph, "Skipped", f"when '{cond}' evaluated false")
+                        continue
+                except (UnresolvedVariable, ExpressionError) as exc:
+                    self._omit(name, task, graph, "Error", f"when: {exc}")
+                    continue
+            try:
+                items = self._items(task)
+            except (UnresolvedVariable, ExpressionError, ValueError) as exc:
+                self._omit(name, task, graph, "Error", f"withParam/withItems: {exc}")
+                continue
+            if items is None:
+                pending.append((NodeRecord(name=name, task=name, template=task["template"]), task, None))
+            elif not items:
+                self._omit(name, task, graph, "Skipped", "Skipped, empty params")
+            else:
+                groups[name] = [NodeRecord(name=f"{name}({i})", task=name, template=task["template"])
+                                for i in range(len(items))]
+                graph[name] = TaskNode("Running", children=["Pending"] * len(items))
+                pending.extend((node, task, item) for node, item in zip(groups[name], items, strict=True))
+
+    @staticmethod
+    def _ancestors(name: str, deps: Mapping[str, list[str]]) -> set[str]:
+        """Return every task ``name`` depends on, directly or not (common.GetTaskAncestry)."""
+        seen: set[str] = set()
+        todo = list(deps[name])
+        while todo:
+            d = todo.pop()
+            if d not in seen:
+                seen.add(d)
+                todo.extend(deps[d])
+        return seen
 
     def _items(self, task: Mapping[str, Any]) -> list[Any] | None:
         if "withItems" in task:
@@ -258,22 +284,67 @@ class _Run:
             return value
         return None
 
-    def _group_status(self, nodes: list[NodeRecord]) -> str:
-        states = {n.status for n in nodes}
-        for s in ("Error", "Failed"):
-            if s in states:
-                return s
-        return "Succeeded" if states <= {"Succeeded", "Skipped"} else "Error"
+    def _finished(self, node: NodeRecord, task: Mapping[str, Any], graph: dict[str, TaskNode],
+                  groups: Mapping[str, list[NodeRecord]]) -> None:
+        """Record a finished node; publish its outputs (a fan-out's once every child is done)."""
+        name = node.task
+        prefix = f"tasks.{name}.outputs"
+        if name not in groups:
+            graph[name] = TaskNode(node.status)
+            for k, v in node.outputs.items():  # operator.go buildLocalScope: whatever the phase
+                self.scope[f"{prefix}.parameters.{k}"] = v
+            if node.result is not None:
+                self.scope[f"{prefix}.result"] = node.result
+            return
+        children = groups[name]
+        phases = [c.status for c in children]
+        graph[name] = TaskNode("Running", children=phases)
+        if any(p not in FULFILLED for p in phases):
+            return
+        phase = "Succeeded"
+        for p in phases:  # dag.go executeDAGTask: the last failed/errored child's phase
+            if p in {"Failed", "Error"}:
+                phase = p
+        graph[name] = TaskNode(phase, children=phases)
+        try:
+            self.scope.update(aggregate_outputs(name, [Child(i, c.status, c.outputs, c.result)
+                                                       for i, c in enumerate(children)]))
+        except AggregateError as exc:
+            self.aggregate_errors[name] = str(exc)
 
-    def _record_skip(self, name: str, task: Mapping[str, Any], status: str, message: str) -> None:
+    def _exit_handler(self, wf_status: str, runner: NodeRunner, taken: AbstractSet[str]) -> tuple[str, str] | None:
+        """Run ``spec.onExit`` as Argo does: after the DAG, whatever its outcome (even after a stop).
+
+        Returns (task name, status). The task is named after its template (so its metrics
+        label matches the template's, as in Argo), unless a DAG task already has that name.
+        """
+        template = self.spec.get("onExit")
+        if not template:
+            return None
+        name = template if template not in taken else f"onExit-{template}"
+        self.scope["workflow.status"] = wf_status
+        node = NodeRecord(name=name, task=name, template=template)
+        self._add(node)
+        self.cancelled.clear()
+        runner.execute(node, {"name": name, "template": template}, None, self._snapshot(), exit_handler=True)
+        return name, node.status
+
+    def _add(self, node: NodeRecord) -> None:
+        self.nodes.append(node)
+
+    def _omit(self, name: str, task: Mapping[str, Any], graph: dict[str, TaskNode], status: str,
+              message: str) -> None:
+        graph[name] = TaskNode(status)
+        self._record(name, task, status, message)
+
+    def _record(self, name: str, task: Mapping[str, Any], status: str, message: str) -> None:
         node = NodeRecord(name=name, task=name, template=task.get("template", ""), status=status,
                           message=message)
-        with self.lock:
-            self.nodes.append(node)
+        self._add(node)
         self.on_event(node)
 
-    def _cancel(self) -> None:
-        self.cancelled.set()
+    def _cancel(self, reason: str) -> None:
+        self.cancelled.cancel(reason)
         self.executor.cancel()
 
     @contextlib.contextmanager
@@ -285,182 +356,9 @@ class _Run:
         """
         try:
             yield
-        except BaseException:
-            self._cancel()
+        except BaseException as exc:
+            self._cancel("terminated (SIGTERM)" if isinstance(exc, lifecycle.Terminated) else "interrupted")
             raise
-
-    # -- one node ------------------------------------------------------------
-
-    def _execute(self, node: NodeRecord, task: Mapping[str, Any], item: Any, exit_handler: bool = False) -> None:
-        """Run one node (with retries) and publish its outputs into the scope.
-
-        The exit handler runs even after a failure or a deadline, as in Argo.
-        """
-        tpl = self.templates.get(task["template"])
-        task_dir = self.run_dir / "tasks" / re.sub(r"[^\w.-]+", "_", node.name)
-        node.dir = str(task_dir)
-        if exit_handler:
-            self.cancelled.clear()
-        elif self.failed.is_set() or self.cancelled.is_set():
-            node.status, node.message = "Skipped", "skipped: an upstream task failed (fail fast)"
-            self.on_event(node)
-            return
-        node.status, node.started = "Running", time.time()
-        self.on_event(node)
-        try:
-            if tpl is None:
-                raise RunError(f"template '{task['template']}' does not exist")
-            inputs = self._inputs(tpl, task, item)
-            atomic_write(task_dir / "inputs.json", json.dumps(inputs, indent=2))
-            if "suspend" in tpl:
-                self._suspend(node, tpl)
-            else:
-                self._script_with_retries(node, tpl, inputs, task_dir)
-        except Exception as exc:  # noqa: BLE001 - any crash fails this node closed, never the run silently
-            node.status, node.message = "Error", f"{type(exc).__name__}: {exc}" if not isinstance(
-                exc, RunError | UnresolvedVariable | ExpressionError | UnsupportedFeature) else str(exc)
-        node.finished = time.time()
-        if node.status in {"Failed", "Error"}:
-            self.failed.set()
-        self._publish(node, task)
-        self.on_event(node)
-
-    def _inputs(self, tpl: Mapping[str, Any], task: Mapping[str, Any], item: Any) -> dict[str, str]:
-        scope = dict(self.scope)
-        if item is not None:
-            scope["item"] = _item_text(item)
-            if isinstance(item, dict):
-                scope.update({f"item.{k}": _item_text(v) for k, v in item.items()})
-        args = {p["name"]: substitute(str(p.get("value", "")), scope)
-                for p in (task.get("arguments") or {}).get("parameters", [])}
-        values: dict[str, str] = {}
-        for p in (tpl.get("inputs") or {}).get("parameters", []):
-            name = p["name"]
-            if name in args:
-                values[name] = args[name]
-            elif "value" in p or "default" in p:
-                values[name] = str(p.get("value", p.get("default")))
-            else:
-                raise RunError(f"task '{task['name']}': input parameter '{name}' is not supplied")
-        extra = sorted(set(args) - set(values))
-        if extra:
-            raise RunError(f"task '{task['name']}': template '{tpl['name']}' has no input parameter(s) "
-                           f"{', '.join(extra)}")
-        return values
-
-    def _suspend(self, node: NodeRecord, tpl: Mapping[str, Any]) -> None:
-        duration = tpl["suspend"].get("duration")
-        if duration:
-            time.sleep(parse_duration(duration))
-            node.status = "Succeeded"
-        elif self.approve:
-            node.status, node.message = "Succeeded", "approved (--approve)"
-        else:
-            node.status = "Failed"
-            node.message = ("manual approval required: this step suspends on Argo until resumed; "
-                            "re-run locally with --approve to approve it")
-
-    def _script_with_retries(self, node: NodeRecord, tpl: Mapping[str, Any], inputs: dict[str, str],
-                             task_dir: Path) -> None:
-        retry = tpl.get("retryStrategy") or {}
-        limit = int(retry.get("limit", 0)) if retry else 0
-        policy = retry.get("retryPolicy", "OnFailure")
-        backoff = retry.get("backoff") or {}
-        delay, factor = parse_duration(backoff.get("duration")), float(backoff.get("factor", 1) or 1)
-        max_total = parse_duration(backoff.get("maxDuration")) if backoff.get("maxDuration") else None
-        waited = 0.0
-        while True:
-            node.attempts += 1
-            self._script_once(node, tpl, inputs, task_dir / f"attempt-{node.attempts}")
-            if node.status == "Succeeded" or self.cancelled.is_set() or node.attempts > limit:
-                break
-            if not self._should_retry(node, policy, retry.get("expression")):
-                break
-            if max_total is not None and waited + delay > max_total:
-                break
-            time.sleep(delay)
-            waited += delay
-            delay *= factor
-        latest = task_dir / f"attempt-{node.attempts}"
-        for name in ("stdout.txt", "stderr.txt"):
-            if (latest / name).exists():
-                shutil.copyfile(latest / name, task_dir / name)
-
-    def _should_retry(self, node: NodeRecord, policy: str, expression: str | None) -> bool:
-        by_policy = {"Always": True, "OnFailure": node.status == "Failed", "OnError": node.status == "Error",
-                     "OnTransientError": node.status == "Error"}
-        if policy not in by_policy:
-            raise UnsupportedFeature(f"retryPolicy '{policy}'")
-        if not by_policy[policy]:
-            return False
-        if expression:
-            code = "" if node.exit_code is None else str(node.exit_code)
-            return eval_condition(expression, {"lastRetry.status": node.status, "lastRetry.exitCode": code})
-        return True
-
-    def _script_once(self, node: NodeRecord, tpl: Mapping[str, Any], inputs: dict[str, str],
-                     attempt_dir: Path) -> None:
-        """Run one attempt through the executor and copy what it reports onto the node."""
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
-        scope["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
-        request = StepRequest(node=node.name, template=_resolve_script(tpl, scope), inputs=inputs,
-                              attempt_dir=attempt_dir, context=self.context)
-        step = self.executor.run(request)
-        node.status, node.message, node.exit_code = step.phase, step.message, step.exit_code
-        if step.exit_code is not None:  # a step that never started leaves the last attempt's values
-            node.outputs, node.result = step.outputs, step.result
-
-    def _publish(self, node: NodeRecord, task: Mapping[str, Any]) -> None:
-        """Put a finished node's outputs in scope (aggregated lists for a fan-out)."""
-        name = task["name"]
-        with self.lock:
-            prefix = f"tasks.{name}.outputs"
-            siblings = [n for n in self.nodes if n.task == name]
-            fan_out = "withParam" in task or "withItems" in task
-            if not fan_out:
-                for k, v in node.outputs.items():
-                    self.scope[f"{prefix}.parameters.{k}"] = v
-                if node.result is not None:
-                    self.scope[f"{prefix}.result"] = node.result
-                return
-            ordered = sorted(siblings, key=lambda n: int(n.name.rsplit("(", 1)[1].rstrip(")")))
-            keys = {k for n in ordered for k in n.outputs}
-            for k in keys:
-                self.scope[f"{prefix}.parameters.{k}"] = _aggregate([n.outputs[k] for n in ordered
-                                                                     if k in n.outputs])
-            results = [n.result for n in ordered if n.result]
-            self.scope[f"{prefix}.result"] = _aggregate(results)
-
-
-def _satisfies(state: str, result: str | None) -> bool:
-    if result is None:
-        return state in {"Succeeded", "Skipped"}
-    return {
-        "Succeeded": state == "Succeeded", "Failed": state == "Failed", "Errored": state == "Error",
-        "Skipped": state == "Skipped", "Omitted": state == "Omitted", "Daemoned": False,
-        "Completed": state in {"Succeeded", "Failed"}, "AnySucceeded": state == "Succeeded",
-        "AllFailed": state == "Failed",
-    }[result]
-
-
-def _resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of a script template with ``{{...}}`` resolved in its source, command, args, env
-    and git input artifacts.
-
-    Argo's controller substitutes these before it creates the pod; every executor gets the result.
-    """
-    script = dict(tpl["script"])
-    script["source"] = substitute(script.get("source", ""), scope)
-    script["command"] = [substitute(c, scope) for c in script.get("command", ["python"])]
-    script["args"] = [substitute(a, scope) for a in script.get("args", [])]
-    script["env"] = [{**e, "value": substitute(str(e.get("value", "")), scope)} for e in script.get("env", [])]
-    inputs = dict(tpl.get("inputs") or {})
-    if inputs.get("artifacts"):  # the git artifact's repo and revision: what the init container clones
-        inputs["artifacts"] = [{**a, "git": {k: substitute(v, scope) if isinstance(v, str) else v
-                                             for k, v in a["git"].items()}} if "git" in a else a
-                               for a in inputs["artifacts"]]
-    return {**tpl, "script": script, **({"inputs": inputs} if inputs else {})}
 
 
 # --------------------------------------------------------------------------- public API
@@ -508,6 +406,7 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         run = _Run(manifest, params or {}, run_id=rid, run_dir=run_dir, repo_root=root, approve=approve,
                    parallelism=parallelism, env=env, on_event=notify, executor=executor)
         verify_checkout(root, run.wf_params)
+        run.control.open()
     except RunError:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no run behind
         raise
@@ -519,9 +418,9 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         with lifecycle.terminate_as_interrupt():
             status, message, tasks = run.run()
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the steps were cancelled; record it
-        run._cancel()
-        status, tasks = "Error", {}
         message = "terminated (SIGTERM)" if isinstance(exc, lifecycle.Terminated) else "interrupted"
+        run._cancel(message)
+        status, tasks = "Error", {}
     finally:
         if view:
             view.stop()
