@@ -19,6 +19,7 @@ The contract both honour is :class:`StepRequest` in, :class:`StepResult` out;
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -240,6 +241,8 @@ class ProcessExecutor:
         started = time.time()
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             try:
+                if command and shutil.which(command[0], path=env.get("PATH")) is None:  # setpriv would exec it
+                    raise FileNotFoundError(f"No such file or directory: '{command[0]}'")
                 # Its own process group (a session), like a pod's processes: killed as one.
                 proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True)
             except OSError as exc:
