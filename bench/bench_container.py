@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def main() -> int:
         work = Path(tmp)
         src = work / "src"
         (src / "prompts").mkdir(parents=True)
-        (src / "prompts" / "summarizer.json").write_text((ROOT / "prompts" / "summarizer.json").read_text())
+        shutil.copy(ROOT / "prompts" / "summarizer.json", src / "prompts")
+        shutil.copytree(ROOT / "evals" / "summarizer", src / "evals" / "summarizer")
         git_repo(src, {})
         params = {"repo-url": str(src)}
         load_before = os.getloadavg()

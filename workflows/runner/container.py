@@ -33,6 +33,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -55,6 +56,9 @@ SECURITY_KEYS = {"runAsUser", "runAsGroup", "runAsNonRoot", "allowPrivilegeEscal
                  "privileged"}
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 PODMAN_TIMEOUT = 300
+# `podman run` exits with the container's code, or with these when podman itself (125) or the
+# container's command (126, 127) failed: only then is the container inspected to tell which.
+PODMAN_OWN_CODES = {125, 126, 127}
 
 
 class StepSetupError(Exception):
@@ -139,6 +143,8 @@ class ContainerExecutor:
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled = False
         self._image_users: dict[str, str] = {}
+        self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="podman-rm")
+        self._removals: list[Future[None]] = []
         self.token = lifecycle.runner_token()
 
     # -- the Executor interface ---------------------------------------------------------------
@@ -150,6 +156,12 @@ class ContainerExecutor:
             names = list(self._running)
         if names:
             lifecycle.remove_containers(names)
+
+    def close(self) -> None:
+        """Wait until every container of the run is removed (the scheduler calls it when the run ends)."""
+        with self._lock:
+            pending, self._removals = self._removals, []
+        wait(pending)
 
     def run(self, request: StepRequest) -> StepResult:
         """Run one attempt in a container; return what its pod would report."""
@@ -174,9 +186,10 @@ class ContainerExecutor:
             if code is not None:
                 self._copy_outputs(request.template, name, outputs_root)
         finally:
-            lifecycle.remove_containers([name])
             with self._lock:
                 self._running.pop(name, None)
+                # Removed off the node's critical path; close() (end of run) waits for every removal.
+                self._removals.append(self._remover.submit(lifecycle.remove_containers, [name]))
         if code is None:
             return StepResult(phase="Error", message=note, exit_code=None, outputs={}, result=None,
                               stdout_path=stdout, stderr_path=stderr, started=started, finished=finished)
@@ -354,6 +367,8 @@ class ContainerExecutor:
                 deadline_hit = True
                 podman("kill", name)
                 proc.wait()
+        if proc.returncode not in PODMAN_OWN_CODES and not self._cancelled:
+            return proc.returncode, deadline_hit, ""  # the container's own exit code (one podman call saved)
         state = podman("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.StartedAt}}",
                        name)
         if state.returncode != 0 and self._cancelled:

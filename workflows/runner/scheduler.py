@@ -424,6 +424,9 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
     finally:
         if view:
             view.stop()
+        close = getattr(run.executor, "close", None)
+        if close is not None:
+            close()  # e.g. the container executor's removals: nothing of the run outlives run.json
     result = RunResult(run_id=rid, run_dir=run_dir, status=status, message=message, started=started,
                        finished=time.time(), nodes=list(run.nodes), tasks=tasks)
     summary = {"run_id": rid, "template": manifest.get("metadata", {}).get("name"), "status": status,
