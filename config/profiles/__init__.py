@@ -14,9 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from config.pipeline import ConfigError, GitOpsConfig, PromptPipelineConfig, StoreConfig, load_pipeline_config
-from config.validation import validate_loaded
-from config.yamlio import LoadError, load_file
+from config.pipeline import GitOpsConfig, PromptPipelineConfig, StoreConfig, load_pipeline_config, load_validated
 
 PROFILES_DIR = Path(__file__).parent
 LOCAL = "local"
@@ -46,13 +44,7 @@ def apply_profile(config: PromptPipelineConfig, name_or_path: str) -> PromptPipe
         return config
     path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else \
         PROFILES_DIR / f"{name_or_path}.yaml"
-    try:
-        loaded = load_file(path)
-    except LoadError as exc:
-        raise ConfigError(exc.problems) from exc
-    overlay, problems = validate_loaded(ProfileOverlay, loaded)
-    if overlay is None:
-        raise ConfigError(problems)
+    overlay, _ = load_validated(ProfileOverlay, path)
     return config.model_copy(update={"store": overlay.store, "gitops": overlay.gitops})
 
 
