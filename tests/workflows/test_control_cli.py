@@ -34,7 +34,8 @@ def _approval_manifest() -> dict[str, Any]:
                 {"name": "main", "dag": {"tasks": [{"name": "approval", "template": "approval"}]}}]}}
 
 
-def _start(tmp_path: Path) -> tuple[threading.Thread, dict[str, RunResult]]:
+def _drive(tmp_path: Path, action: str) -> tuple[Any, RunResult]:
+    """Start a run that suspends at ``approval``, call ``action`` on it through the CLI; return (CLI result, run)."""
     box: dict[str, RunResult] = {}
     thread = threading.Thread(target=lambda: box.update(
         result=run_template(_approval_manifest(), {}, repo_root=tmp_path, run_id="gate-1", env=dict(os.environ))))
@@ -42,19 +43,21 @@ def _start(tmp_path: Path) -> tuple[threading.Thread, dict[str, RunResult]]:
     waiting = tmp_path / ".promptci" / "runs" / "gate-1" / "control" / "suspended.json"
     for _ in range(300):
         if waiting.exists() and json.loads(waiting.read_text()) == ["approval"]:
-            return thread, box
+            break
         time.sleep(0.1)
-    pytest.fail("the run never suspended")
+    else:
+        pytest.fail("the run never suspended")
+    out = CliRunner().invoke(cli, [action, "gate-1", "--repo", str(tmp_path)])
+    thread.join(timeout=60)
+    return out, box["result"]
 
 
 def test_resume_a_local_run_by_its_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARGO_SERVER", raising=False)
-    thread, box = _start(tmp_path)
-    out = CliRunner().invoke(cli, ["resume", "gate-1", "--repo", str(tmp_path)])
-    thread.join(timeout=60)
+    out, result = _drive(tmp_path, "resume")
     assert out.exit_code == 0, out.output
     assert "resumed approval" in out.output
-    assert box["result"].ok
+    assert result.ok
     again = CliRunner().invoke(cli, ["resume", "gate-1", "--repo", str(tmp_path)])
     assert again.exit_code == 2 and "is not running" in again.output
     assert len(again.output.strip().splitlines()) == 1
@@ -62,11 +65,9 @@ def test_resume_a_local_run_by_its_id(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_stop_a_local_run_by_its_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARGO_SERVER", raising=False)
-    thread, box = _start(tmp_path)
-    out = CliRunner().invoke(cli, ["stop", "gate-1", "--repo", str(tmp_path)])
-    thread.join(timeout=60)
+    out, result = _drive(tmp_path, "stop")
     assert out.exit_code == 0, out.output
-    assert box["result"].status == "Failed" and box["result"].message == "Stopped with strategy 'Stop'"
+    assert result.status == "Failed" and result.message == "Stopped with strategy 'Stop'"
 
 
 def test_an_unknown_run_without_a_server_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

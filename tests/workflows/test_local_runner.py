@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hera.workflows import DAG, Container, Suspend, WorkflowTemplate
 
-from tests.workflows.pipeline_fixtures import flaky_template, pipeline_template
+from tests.workflows.pipeline_fixtures import configmap_template, flaky_template, pipeline_template
 from workflows.runner.scheduler import NodeRecord, RunError, RunResult, UnsupportedFeature, run_template
 
 
@@ -111,8 +111,24 @@ def test_unsupported_feature_is_named_not_ignored(tmp_path: Path) -> None:
         _run(tmp_path, wt.to_dict())
     manifest = pipeline_template()
     manifest["spec"]["templates"][0]["script"]["volumeMounts"] = [{"name": "x", "mountPath": "/x"}]
-    with pytest.raises(UnsupportedFeature, match="volumeMounts"):
+    with pytest.raises(UnsupportedFeature, match="volumeMount 'x' names no spec.volumes entry"):
         _run(tmp_path, manifest)
+    manifest["spec"]["volumes"] = [{"name": "x", "emptyDir": {}}]
+    with pytest.raises(UnsupportedFeature, match=r"spec.volumes\[x\]: 'emptyDir' is not supported"):
+        _run(tmp_path, manifest)
+
+
+def test_a_configmap_volume_is_mounted_from_the_data_given_and_required(tmp_path: Path) -> None:
+    out = tmp_path / "seen.yaml"
+    manifest = configmap_template(str(out))
+    with pytest.raises(RunError, match="ConfigMap 'policy' .* is not available to the local run"):
+        _run(tmp_path, manifest)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing ran
+
+    result = _run(tmp_path, manifest, configmaps={"policy": {"pipeline.yaml": "defaults: {}\n"}})
+
+    assert result.ok, [n.message for n in result.nodes]
+    assert out.read_text() == "defaults: {}\n"
 
 
 def _approval_template(deadline: int | None = None) -> dict[str, Any]:

@@ -230,7 +230,7 @@ class ContainerExecutor:
                 clone = attempt_dir / "artifacts" / art["name"]
                 self._clone(art["git"], clone)
                 args += ["-v", f"{clone}:{art['path']}"]
-        args += self._volume_args(tpl, attempt_dir)
+        args += self._volume_args(tpl, attempt_dir, ctx.volumes)
         args += self._security_args(script.get("securityContext") or {}, image)
         limits = (script.get("resources") or {}).get("limits") or {}
         if limits.get("memory"):
@@ -276,12 +276,17 @@ class ContainerExecutor:
         if checkout.returncode != 0:
             raise StepSetupError(f"git artifact: cannot check out '{revision}': {checkout.stderr.strip()}")
 
-    def _volume_args(self, tpl: Mapping[str, Any], attempt_dir: Path) -> list[str]:
-        """Return the ``-v`` options for the script's volumeMounts (ConfigMaps, Secrets, emptyDirs)."""
+    def _volume_args(self, tpl: Mapping[str, Any], attempt_dir: Path, shared: Mapping[str, Path]) -> list[str]:
+        """Return the ``-v`` options for the script's volumeMounts: ``spec.volumes`` (``shared``: the
+        ConfigMaps the scheduler materialized, e.g. the trusted policy) and the template's own
+        ConfigMap, Secret and emptyDir volumes."""
         volumes = {v["name"]: v for v in tpl.get("volumes", [])}
         args: list[str] = []
         for mount in tpl["script"].get("volumeMounts", []):
             vol = volumes.get(mount["name"])
+            if vol is None and mount["name"] in shared:  # spec.volumes: the scheduler wrote their data
+                args += ["-v", f"{shared[mount['name']]}:{mount['mountPath']}:ro"]
+                continue
             if vol is None:
                 raise StepSetupError(f"volumeMount '{mount['name']}' names no volume of the template")
             host = attempt_dir / "volumes" / mount["name"]

@@ -66,6 +66,8 @@ class RunContext:
     """Set when the run is cancelled (workflow deadline, stop, Ctrl-C); a step ending then is Failed."""
     deadline: float | None = None
     """``time.monotonic()`` value at which the workflow's activeDeadlineSeconds passes, if any."""
+    volumes: Mapping[str, Path] = field(default_factory=dict)
+    """Local directory of each ``spec.volumes`` entry (a ConfigMap's keys as files), by volume name."""
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,15 @@ def step_phase(code: int, *, deadline_hit: bool, timeout: float | None, cancelle
 
 
 class PathMapper:
-    """Map container paths to local ones: git input artifacts to the checkout, the rest per attempt."""
+    """Map container paths to local ones: git input artifacts to the checkout, volume mounts to the
+    run's volume directories, the rest per attempt."""
 
-    def __init__(self, tpl: Mapping[str, Any], repo_root: Path, fs_root: Path):
+    def __init__(self, tpl: Mapping[str, Any], repo_root: Path, fs_root: Path,
+                 volumes: Mapping[str, Path] | None = None):
         self.mounts = [(PurePosixPath(a["path"]), repo_root)
                        for a in (tpl.get("inputs") or {}).get("artifacts", []) if "git" in a]
+        self.mounts += [(PurePosixPath(m["mountPath"]), (volumes or {})[m["name"]])
+                        for m in (tpl.get("script") or {}).get("volumeMounts", [])]
         self.fs_root = fs_root
 
     def map(self, container_path: str) -> str:
@@ -221,7 +227,7 @@ class ProcessExecutor:
         """Run the attempt; return its StepResult (phase Error when the step cannot start)."""
         tpl, ctx, attempt_dir = request.template, request.context, request.attempt_dir
         script = tpl["script"]
-        mapper = PathMapper(tpl, ctx.repo_root, attempt_dir / "fs")
+        mapper = PathMapper(tpl, ctx.repo_root, attempt_dir / "fs", ctx.volumes)
         attempt_dir.mkdir(parents=True, exist_ok=True)
         source_file = attempt_dir / "script"
         atomic_write(source_file, script.get("source", ""))

@@ -197,6 +197,7 @@ class NodeRunner:
                               active_deadline_seconds=self._pod_deadline(tpl, exit_handler))
         step = self.executor.run(request)
         node.status, node.message, node.exit_code = step.phase, step.message, step.exit_code
+        node.attempt_phases.append(step.phase)
         if step.exit_code is not None:  # a step that never started leaves the last attempt's values
             node.outputs, node.result = step.outputs, step.result
         return step

@@ -34,6 +34,8 @@ class NodeRecord:
     started: float | None = None
     finished: float | None = None
     attempts: int = 0
+    attempt_phases: list[str] = field(default_factory=list)
+    """The phase each attempt ended in, in order (metrics count retried attempts, as Argo does)."""
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     result: str | None = None

@@ -70,7 +70,8 @@ class _Run:
     def __init__(self, manifest: Mapping[str, Any], params: Mapping[str, str], *, run_id: str,
                  run_dir: Path, repo_root: Path, approve: bool, parallelism: int | None,
                  on_event: Callable[[NodeRecord], None] | None, env: Mapping[str, str] | None,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, volumes: Mapping[str, Path] | None = None):
+        self.manifest = manifest
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.run_id = run_id
@@ -82,7 +83,8 @@ class _Run:
         self.executor: Executor = executor or ProcessExecutor()
         self.control = RunControl(run_dir)
         self.context = RunContext(run_id=run_id, run_dir=run_dir, repo_root=repo_root.resolve(),
-                                  env=dict(os.environ if env is None else env), cancelled=self.cancelled)
+                                  env=dict(os.environ if env is None else env), cancelled=self.cancelled,
+                                  volumes=dict(volumes or {}))
         self.approve = approve
         self.wf_params = self._workflow_params(params)
         self.scope: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in self.wf_params.items()}
@@ -364,19 +366,44 @@ class _Run:
 # --------------------------------------------------------------------------- public API
 
 
+def materialize_volumes(manifest: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]],
+                        root: Path) -> dict[str, Path]:
+    """Write each ConfigMap volume's keys as files under ``root/<volume>``; return the directories by volume.
+
+    As the kubelet does for a ``configMap`` volume: one file per key, read-only. Raises
+    RunError when a non-optional ConfigMap is not among ``configmaps``.
+    """
+    out: dict[str, Path] = {}
+    for vol in (manifest.get("spec") or {}).get("volumes", []):
+        ref = vol["configMap"]
+        data = configmaps.get(ref["name"])
+        if data is None and not ref.get("optional"):
+            raise RunError(f"ConfigMap '{ref['name']}' (volume '{vol['name']}') is not available to the local run")
+        d = root / vol["name"]
+        d.mkdir(parents=True, exist_ok=True)
+        for key, text in (data or {}).items():
+            atomic_write(d / key, text)
+            (d / key).chmod(0o444)
+        out[vol["name"]] = d
+    return out
+
+
 def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None = None, *,
                  repo_root: Path | None = None, run_id: str | None = None, runs_dir: Path | None = None,
                  approve: bool = False, parallelism: int | None = None, progress: bool = False,
                  env: Mapping[str, str] | None = None,
                  on_event: Callable[[NodeRecord], None] | None = None,
-                 executor: Executor | None = None) -> RunResult:
+                 executor: Executor | None = None,
+                 configmaps: Mapping[str, Mapping[str, str]] | None = None) -> RunResult:
     """Execute a compiled WorkflowTemplate dict locally and return the RunResult.
 
     Every run gets one run id and one directory (``runs_dir/run_id``) holding ``run.json``
     and, per task, ``inputs.json``, ``stdout.txt``/``stderr.txt`` and the outputs. Raises
     UnsupportedFeature (before running anything) for template features the runner lacks,
     and RunError for bad parameters. ``executor`` runs each script attempt (default: a
-    :class:`ProcessExecutor`, one per run).
+    :class:`ProcessExecutor`, one per run). ``configmaps`` (name -> key -> text) stand in for
+    the cluster's ConfigMaps behind ``spec.volumes``; one that is named but not given is a
+    RunError, as a pod whose volume cannot be mounted never starts.
     """
     not_applied = check_supported(manifest, getattr(executor, "applies", None))
     rid = run_id or new_run_id()
@@ -403,8 +430,9 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
             callback(node)
 
     try:
+        volumes = materialize_volumes(manifest, configmaps or {}, run_dir / "volumes")
         run = _Run(manifest, params or {}, run_id=rid, run_dir=run_dir, repo_root=root, approve=approve,
-                   parallelism=parallelism, env=env, on_event=notify, executor=executor)
+                   parallelism=parallelism, env=env, on_event=notify, executor=executor, volumes=volumes)
         verify_checkout(root, run.wf_params)
         run.control.open()
     except RunError:
@@ -443,19 +471,21 @@ def run_pipeline(artifact_type: str, params: dict[str, str], run_id: str, *, rep
     """Run the ``promptci-<artifact_type>`` pipeline on the local checkout and record its metrics.
 
     ``repo-url`` defaults to the checkout itself (the runner maps the git artifact to it).
-    Raises ValueError for an unknown artifact type, ConfigError for a bad pipeline config.
+    The policy ConfigMap is the trusted policy (config/policy.py): ``config_path``, else the
+    trusted ref's. Raises ValueError for an unknown artifact type, ConfigError for a bad
+    pipeline config, PolicyError when no trusted policy can be read.
     """
     from config.artifacts import ArtifactType
-    from workflows.templates import PipelineSettings, build_template
+    from config.policy import trusted_policy_text
+    from workflows.templates import POLICY_CONFIGMAP, PipelineSettings, build_template
 
     atype = ArtifactType(artifact_type)
     root = (repo_root or Path.cwd()).resolve()
     manifest = build_template(atype, PipelineSettings.load(config_path)).to_dict()
     full = {"repo-url": str(root), **params}
-    env = dict(os.environ)
-    if config_path:
-        env["PROMPTCI_CONFIG"] = str(Path(config_path).resolve())
+    env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}  # the mounted policy says it
+    text, _ = trusted_policy_text(root, config_path)
     result = run_template(manifest, full, repo_root=root, run_id=run_id, approve=approve, progress=progress,
-                          env=env)
+                          env=env, configmaps={POLICY_CONFIGMAP: {"pipeline.yaml": text}})
     record_metrics(manifest, result)
     return result

@@ -17,10 +17,10 @@ from workflows.runner.records import UnsupportedFeature
 
 # Features the runner understands, per level. Anything else is an UnsupportedFeature.
 SPEC_KEYS = {"entrypoint", "arguments", "templates", "parallelism", "activeDeadlineSeconds", "metrics",
-             "onExit"}
+             "onExit", "volumes"}
 TEMPLATE_KEYS = {"name", "dag", "script", "suspend", "inputs", "outputs", "metrics", "retryStrategy",
                  "activeDeadlineSeconds"}
-SCRIPT_KEYS = {"command", "args", "source", "env", "workingDir"}
+SCRIPT_KEYS = {"command", "args", "source", "env", "workingDir", "volumeMounts"}
 TASK_KEYS = {"name", "template", "arguments", "depends", "dependencies", "when", "withParam", "withItems"}
 DAG_KEYS = {"tasks", "failFast"}
 RETRY_KEYS = {"limit", "retryPolicy", "expression", "backoff"}
@@ -64,6 +64,13 @@ def check_supported(manifest: Mapping[str, Any], applies: Mapping[str, AbstractS
         return allowed | more, not_applied - more
 
     _check_keys("spec", spec, *keys("spec", SPEC_KEYS, NOT_APPLIED_SPEC), noted)
+    volumes = set()
+    for vol in spec.get("volumes", []):  # only ConfigMaps: the runner is handed their data (run_template)
+        _check_keys(f"spec.volumes[{vol.get('name')}]", vol, {"name", "configMap"})
+        if "configMap" not in vol:
+            raise UnsupportedFeature(f"spec.volumes[{vol.get('name')}]: only configMap volumes are supported")
+        _check_keys(f"spec.volumes[{vol.get('name')}].configMap", vol["configMap"], {"name", "optional"})
+        volumes.add(vol["name"])
     for tpl in spec.get("templates", []):
         where = f"template '{tpl.get('name')}'"
         _check_keys(where, tpl, *keys("template", TEMPLATE_KEYS, NOT_APPLIED_TEMPLATE), noted)
@@ -74,6 +81,12 @@ def check_supported(manifest: Mapping[str, Any], applies: Mapping[str, AbstractS
             _check_keys(f"{where}.script", tpl["script"], *keys("script", SCRIPT_KEYS, NOT_APPLIED_SCRIPT), noted)
             for env in tpl["script"].get("env", []):
                 _check_keys(f"{where}.script.env[{env.get('name')}]", env, {"name", "value"})
+            for mount in tpl["script"].get("volumeMounts", []):
+                _check_keys(f"{where}.script.volumeMounts[{mount.get('name')}]", mount,
+                            {"name", "mountPath", "readOnly"})
+                own = {v.get("name") for v in tpl.get("volumes", [])}  # template volumes (container executor)
+                if mount.get("name") not in volumes | own:
+                    raise UnsupportedFeature(f"{where}: volumeMount '{mount.get('name')}' names no spec.volumes entry")
         if "dag" in tpl:
             _check_keys(f"{where}.dag", tpl["dag"], DAG_KEYS)
             for task in tpl["dag"].get("tasks", []):
