@@ -53,6 +53,6 @@ def test_the_installed_package_carries_every_non_python_file_the_steps_read() ->
     tracked = subprocess.run(["git", "ls-files", "steps", "workflows", "config"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
     for path in (Path(p) for p in tracked if not p.endswith(".py")):
-        package = ".".join(path.parent.parts)
-        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in data.get(package, [])), (
-            f"{path} is not installed: add it to [tool.setuptools.package-data] {package}")
+        owners = [(".".join(path.parts[:i]), "/".join(path.parts[i:])) for i in range(1, len(path.parts))]
+        assert any(fnmatch.fnmatch(rel, pattern) for package, rel in owners for pattern in data.get(package, [])), (
+            f"{path} is not installed: add it to [tool.setuptools.package-data]")

@@ -10,7 +10,7 @@ import pytest
 
 from config.artifacts import ArtifactType
 from tests.workflows.containers import containers_of_run, git_repo, inline_template
-from tests.workflows.test_safe_path import lint_only, plant_malicious_code
+from tests.workflows.test_safe_path import lint_only, plant_malicious_code, policy_configmaps
 from workflows.runner.container import ContainerExecutor, StepSetupError, common_root, cpu_limit, memory_limit
 from workflows.runner.executors import Cancellation, RunContext, StepRequest
 from workflows.runner.records import RunResult
@@ -28,7 +28,7 @@ def run(tmp_path: Path, manifest: dict[str, Any], params: dict[str, str] | None 
         executor: ContainerExecutor | None = None, run_id: str = "c") -> RunResult:
     ex = executor or ContainerExecutor(tmp_path / "configmaps", tmp_path / "secrets")
     return run_template(manifest, params or {}, repo_root=tmp_path, runs_dir=tmp_path / "runs", run_id=run_id,
-                        env=dict(os.environ), executor=ex)
+                        env=dict(os.environ), executor=ex, configmaps=policy_configmaps())
 
 
 def step_log(result: RunResult, name: str = "step") -> str:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from config.artifacts import ArtifactType
+from config.pipeline import DEFAULT_CONFIG
 from workflows.runner.executors import PROJECT_ROOT
 from workflows.runner.scheduler import run_template
-from workflows.templates import STEP_COMMAND, PipelineSettings, build_template
+from workflows.templates import POLICY_CONFIGMAP, STEP_COMMAND, PipelineSettings, build_template
 
 MARKER = "PWNED"
 EVIL = f"from pathlib import Path\nPath(__file__).resolve().parents[1].joinpath({MARKER!r}).write_text(__name__)\n"
@@ -30,6 +31,11 @@ def plant_malicious_code(repo: Path) -> None:
     (repo / "workflows" / "stages.py").write_text(EVIL + "def lint(**kw):\n    pass\n")
     (repo / "hera").mkdir()
     (repo / "hera" / "__init__.py").write_text(EVIL)
+
+
+def policy_configmaps() -> dict[str, dict[str, str]]:
+    """Return the policy ConfigMap the templates mount (the shipped pipeline config), as run_template takes it."""
+    return {POLICY_CONFIGMAP: {"pipeline.yaml": DEFAULT_CONFIG.read_text()}}
 
 
 def lint_only(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def test_a_checkout_with_its_own_workflows_and_hera_is_not_imported(repo: Path) 
     plant_malicious_code(repo)
     manifest = lint_only(build_template(ArtifactType.PROMPT, PipelineSettings()).to_dict())
     result = run_template(manifest, {"repo-url": str(repo)}, repo_root=repo, runs_dir=repo / "runs",
-                          run_id="safe", env=dict(os.environ))
+                          run_id="safe", env=dict(os.environ), configmaps=policy_configmaps())
     assert result.ok, result.message
     assert "prompts: ok" in (result.run_dir / "tasks" / "lint" / "stdout.txt").read_text()
     assert not (repo / MARKER).exists()
