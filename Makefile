@@ -4,9 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Podman on these hosts (../shared/notes/containers.md): runc, ulimits, cgroupfs. Rootful only.
+export CONTAINERS_CONF ?= $(CURDIR)/image/containers.conf
+# The step image: the name the templates use, built locally (imagePullPolicy IfNotPresent finds it).
+IMAGE ?= ghcr.io/promptci/promptci-step:0.1.0
+BASE_IMAGE ?= localhost/promptci-base:bookworm
+# The base tarball is kept outside the checkout so `make clean` and fresh clones on one host share it.
+BASE_CACHE ?= /var/tmp/promptci
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps run test lint fmt golden bench clean
+.PHONY: help setup system-deps container-deps base-image image run test lint fmt golden bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,6 +24,29 @@ system-deps: ## Install the Debian packages the tests use (prometheus-pushgatewa
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus-pushgateway git; \
 	fi
+
+container-deps: ## Install Podman, runc and mmdebstrap (the container executor and `make image`)
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends podman runc mmdebstrap >/dev/null; \
+	fi
+
+base-image: container-deps ## Bootstrap the local base image from the Debian mirror (no registry needed)
+	@if ! podman image exists $(BASE_IMAGE); then \
+	  mkdir -p $(BASE_CACHE); \
+	  if [ ! -s $(BASE_CACHE)/base.tar ]; then \
+	    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,git,ca-certificates \
+	      bookworm $(BASE_CACHE)/base.tar.part && mv $(BASE_CACHE)/base.tar.part $(BASE_CACHE)/base.tar; \
+	  fi; \
+	  podman import --quiet --change 'CMD ["/bin/bash"]' $(BASE_CACHE)/base.tar $(BASE_IMAGE) >/dev/null; \
+	fi
+	@echo "base image: $(BASE_IMAGE)"
+
+image: base-image ## Build the step image with Podman ($(IMAGE)); cached layers make a re-build quick
+	podman build --network=host --layers --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $$( [ -f $(CA_BUNDLE) ] && echo -v $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro ) \
+	  -t $(IMAGE) .
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,7 +63,7 @@ setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the p
 run: setup ## Run the whole pipeline locally on the sample prompts (the embedded default)
 	$(PY) workflows/submit.py run
 
-test: system-deps setup ## Run the whole test suite
+test: system-deps container-deps setup ## Run the whole test suite (container tests build the step image once)
 	$(PY) -m pytest
 
 lint: setup ## ruff + mypy

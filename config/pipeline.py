@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,6 +19,7 @@ from config.validation import problems_from_error, validate_loaded
 from config.yamlio import Loaded, LoadError, load_file, parse_text
 
 DEFAULT_CONFIG = Path(__file__).with_name("pipeline.yaml")
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -257,6 +258,22 @@ def _check_overrides(cfg: PromptPipelineConfig, loaded: Loaded) -> list[Problem]
             except ValidationError as exc:
                 problems += problems_from_error(loaded, exc, ("overrides", i, *loc))
     return problems
+
+
+def load_validated(model: type[M], path: Path) -> tuple[M, Loaded]:
+    """Return (instance, parsed file) of the YAML/JSON file at ``path`` validated against ``model``.
+
+    Raises ConfigError with one problem per bad field (file, line, field). Shared by the pipeline
+    config and the profiles (config/profiles/).
+    """
+    try:
+        loaded = load_file(path)
+    except LoadError as exc:
+        raise ConfigError(exc.problems) from exc
+    obj, problems = validate_loaded(model, loaded)
+    if obj is None:
+        raise ConfigError(problems)
+    return obj, loaded
 
 
 def load_pipeline_config(path: Path | str | None = None) -> PromptPipelineConfig:

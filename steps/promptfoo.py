@@ -1,7 +1,8 @@
 """Building a promptfoo config for one eval branch, and running promptfoo as a child process.
 
 promptfoo is the pinned npm install next to this package (``npm ci
---omit=optional`` at the repo root), run through ``npx --no-install`` so a
+--omit=optional`` at the repo root), or at ``$PROMPTCI_PROMPTFOO_HOME`` (the step
+image sets ``/opt/promptci``: a pod finds it in the image, never in the checkout), run through ``npx --no-install`` so a
 fresh machine never downloads it on the fly. Its state (config dir, cache)
 stays in the branch's work dir; telemetry, update checks, sharing and remote
 generation are off, and the one "telemetry disabled" POST promptfoo still sends
@@ -24,7 +25,10 @@ from typing import Any
 from steps.atomic import atomic_write
 
 PINNED_VERSION = "0.121.20"
-HOME = Path(__file__).resolve().parents[1]  # holds package.json and node_modules/
+HOME_ENV = "PROMPTCI_PROMPTFOO_HOME"
+# Holds package.json and node_modules/: the repo root in development; in the step image the locked
+# install at /opt/promptci (set by the Dockerfile), never the checkout under test.
+HOME = Path(os.environ.get(HOME_ENV) or Path(__file__).resolve().parents[1])
 COMMAND_ENV = "PROMPTCI_PROMPTFOO_CMD"
 JOBS_ENV = "PROMPTCI_EVAL_JOBS"
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once

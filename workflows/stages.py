@@ -55,6 +55,7 @@ def load_config(root: Path) -> "PromptPipelineConfig":
     else ``config/pipeline.yaml`` at the trusted ref (config/policy.py), never the checkout.
     Exits 1 with one line per field when the revision's config loosens a gate, 2 when no
     trusted policy can be read.
+    Exits 2 as well when, in a pod, the policy keeps state on the pod's own disk (:func:`refuse_in_pod`).
     """
     from config.policy import PolicyError, PolicyLoosened, effective_policy
 
@@ -68,7 +69,18 @@ def load_config(root: Path) -> "PromptPipelineConfig":
         sys.exit(EXIT_USAGE)
     for line in policy.tightened + policy.ignored:
         print(line, file=sys.stderr)
+    refuse_in_pod(policy.config)
     return policy.config
+
+
+def refuse_in_pod(config: "PromptPipelineConfig") -> None:
+    """Exit 2 with one line per setting when running in a pod with a config whose state dies with it."""
+    from steps.persistence import pod_refusal
+
+    lines = pod_refusal(config)
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def run_id() -> str:

@@ -81,17 +81,23 @@ def to_yaml(doc: Any) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
 
 
-def dump_manifests(out: Path, settings: Any) -> list[Path]:
-    """Write every WorkflowTemplate (and the Argo Events manifests when available) to ``out``.
+def dump_manifests(out: Path, settings: Any, profile: str = "cluster") -> list[Path]:
+    """Write every WorkflowTemplate, the Argo Events manifests and the pipeline-config ConfigMap to ``out``.
 
     Returns the written files, sorted. One document per file, named ``<name>.yaml``
-    (events: ``<kind>-<name>.yaml``), written atomically.
+    (events and the ConfigMap: ``<kind>-<name>.yaml``), written atomically. The ConfigMap holds
+    the pipeline config with ``profile`` applied (config/profiles/): what step pods read.
+    Raises ConfigError for an invalid profile.
     """
+    from config.profiles import apply_profile
+    from workflows.cluster_config import pipeline_config_map
     from workflows.events import build_event_manifests, manifest_filename
     from workflows.templates import compile_templates
 
     files: list[tuple[str, Any]] = [(f"{m['metadata']['name']}.yaml", m) for m in compile_templates(settings)]
     files += [(manifest_filename(doc), doc) for doc in build_event_manifests(settings.pipeline)]
+    config_map = pipeline_config_map(apply_profile(settings.pipeline, profile))
+    files.append((manifest_filename(config_map), config_map))
     written = []
     for name, doc in files:
         atomic_write(out / name, to_yaml(doc))
@@ -190,10 +196,17 @@ def cli(ctx: click.Context) -> None:
 @cli.command("dump")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="directory to write the manifests to")
+@click.option("--profile", default="cluster", show_default=True,
+              help="config profile for the promptci-pipeline-config ConfigMap (a name in config/profiles/ "
+                   "or a file)")
 @config_option
-def dump_cmd(out: Path, config_path: str | None) -> None:
-    """Write every WorkflowTemplate (one YAML file each, stable order and form) to --out."""
-    for path in dump_manifests(out, _settings(config_path)):
+def dump_cmd(out: Path, profile: str, config_path: str | None) -> None:
+    """Write every WorkflowTemplate and the pipeline-config ConfigMap (one YAML file each) to --out."""
+    try:
+        paths = dump_manifests(out, _settings(config_path), profile)
+    except ConfigError as exc:
+        _fail(p.format() for p in exc.problems)
+    for path in paths:
         click.echo(str(path))
 
 
@@ -357,16 +370,29 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
+@click.option("--executor", type=click.Choice(["process", "container"]), default="process", show_default=True,
+              help="process: each step a subprocess on this checkout (fast); container: each step in its own "
+                   "container from the step image, as its pod would run (make image first)")
+@click.option("--configmaps-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="container executor: ConfigMaps as <dir>/<name>/<key> "
+                   "[default: <repo>/.promptci/cluster/configmaps]")
+@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="container executor: Secrets as <dir>/<name>/<key> [default: <repo>/.promptci/cluster/secrets]")
 @config_option
 @click.option("--trusted-ref", "trusted_ref", default=None,
               help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
                    "else main]")
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
             no_cache: bool = False, parallelism: int | None = None, run_id: str | None = None,
-            repo: Path = Path("."), config_path: str | None = None, trusted_ref: str | None = None) -> None:
+            repo: Path = Path("."), executor: str = "process", configmaps_dir: Path | None = None,
+            secrets_dir: Path | None = None, config_path: str | None = None,
+            trusted_ref: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
+    With --executor container every step runs in a container that sees only what its pod would:
+    a fresh clone of the committed revision, the Secrets and ConfigMaps of the two directories
+    (docs/pipelines.md), and the services on this host (S3, GitOps remote, Pushgateway).
     """
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
@@ -390,7 +416,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
-                                  configmaps=configmaps)
+                                  configmaps=configmaps,
+                                  executor=_executor(executor, root, configmaps_dir, secrets_dir))
         except (RunError, UnsupportedFeature) as exc:
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
@@ -404,6 +431,18 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             click.echo()
     if failed:
         sys.exit(1)
+
+
+def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: Path | None) -> Any:
+    """Return the executor ``run`` hands every step to (None: the scheduler's default process executor)."""
+    if kind == "process":
+        if configmaps_dir or secrets_dir:
+            raise click.BadParameter("only the container executor reads them",
+                                     param_hint="--configmaps-dir/--secrets-dir")
+        return None
+    from workflows.runner.container import DEFAULT_CONFIGMAPS_DIR, DEFAULT_SECRETS_DIR, ContainerExecutor
+
+    return ContainerExecutor(configmaps_dir or root / DEFAULT_CONFIGMAPS_DIR, secrets_dir or root / DEFAULT_SECRETS_DIR)
 
 
 def _control(action: str, run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,

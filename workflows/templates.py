@@ -45,6 +45,7 @@ from hera.workflows.models import (
     IntOrString,
     PodGC,
     SecretKeySelector,
+    SecurityContext,
     TTLStrategy,
     Volume,
     VolumeMount,
@@ -65,6 +66,19 @@ ENTRYPOINT = "pipeline"
 # Retry pod-level errors (eviction, node loss) and the stages' "transient" exit code, nothing else.
 TRANSIENT_RETRY_EXPRESSION = f'lastRetry.status == "Error" || lastRetry.exitCode == "{stages.EXIT_TRANSIENT}"'
 IMAGE_ENV = "PROMPTCI_IMAGE"
+# `python -P`: the working directory (the checkout under test) is never put on sys.path, so a repo
+# holding its own steps/, workflows/, config/ or hera/ cannot replace the image's code in a pod that
+# holds the provider keys and the GitOps token.
+STEP_COMMAND = ["python", "-P"]
+# argoexec's init container clones the source as another uid than the step's (10001); git refuses such
+# a checkout ("dubious ownership") unless safe.directory names it. Scoped to that one path, never "*",
+# and set as command-scope config (GIT_CONFIG_*), which git honours for safe.directory.
+# The image's non-root user, stated so the cluster enforces it (and the container executor applies it).
+STEP_SECURITY_CONTEXT = SecurityContext(run_as_user=10001, run_as_group=10001, run_as_non_root=True,
+                                        allow_privilege_escalation=False)
+SAFE_DIRECTORY_ENV = [Env(name="GIT_CONFIG_COUNT", value="1"),
+                      Env(name="GIT_CONFIG_KEY_0", value="safe.directory"),
+                      Env(name="GIT_CONFIG_VALUE_0", value=SOURCE_PATH)]
 # The trusted policy: the ConfigMap `register` writes from the protected branch, mounted in every
 # step pod; PROMPTCI_CONFIG points the stages at it (config/policy.py), never at the checkout.
 POLICY_CONFIGMAP = "promptci-pipeline-config"
@@ -94,6 +108,7 @@ def _default_stages() -> dict[str, StageSettings]:
     return {
         "lint": StageSettings(deadline_seconds=300),
         "validate": StageSettings(deadline_seconds=300),
+        # plan writes the run's plan to the store (summary and promote read it there): it needs the store's keys.
         # promptci-signing holds PROMPTCI_SIGNING_KEY: plan and eval sign what they store, promote verifies.
         "plan": StageSettings(deadline_seconds=300, secrets=["promptci-store", "promptci-signing"]),
         "eval": StageSettings(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi",
@@ -164,7 +179,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
     """Return the Script template of one stage: image, resources, retries, deadline, metric."""
     s = settings.stage(stage)
     env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), Env(name=stages.CONFIG_ENV, value=POLICY_PATH),
-           *(extra_env or [])]
+           *SAFE_DIRECTORY_ENV, *(extra_env or [])]
     if settings.ui_base_url:
         link = settings.ui_base_url.rstrip("/") + "/workflows/{{workflow.namespace}}/{{workflow.name}}"
         env.append(Env(name=stages.RUN_LINK_ENV, value=link))
@@ -174,7 +189,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
         constructor=RunnerScriptConstructor(outputs_directory=OUTPUTS_DIR),
         image=s.image or settings.image,
         image_pull_policy=settings.image_pull_policy,
-        command=["python"],
+        command=list(STEP_COMMAND),
         working_dir=SOURCE_PATH,
         inputs=[_source_artifact(settings)],
         env=env,
@@ -186,6 +201,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
                                      expression=TRANSIENT_RETRY_EXPRESSION,
                                      backoff=Backoff(duration=settings.backoff, factor=IntOrString("2"))),
         active_deadline_seconds=str(s.deadline_seconds),
+        security_context=STEP_SECURITY_CONTEXT,
         service_account_name=s.service_account,
         metrics=[Counter(name=metric_names.RESULT, help=metric_names.RESULT_HELP, value="1",
                          labels=[Label(key="artifact_type", value=artifact_type.value),

@@ -108,8 +108,11 @@ class GitEnv:
         askpass = Path(self._dir) / "askpass.sh"
         askpass.write_text(_ASKPASS)
         askpass.chmod(0o700)
+        # GIT_CONFIG_COUNT/KEY_n/VALUE_n are kept: the templates set safe.directory for the source checkout
+        # that way (another uid cloned it); without it git refuses that checkout in a pod.
         env = {k: v for k, v in self.base.items() if not k.startswith("GIT_")
-               or k in ("GIT_CONFIG_NOSYSTEM", "GIT_SSH", "GIT_SSH_COMMAND")}
+               or k in ("GIT_CONFIG_NOSYSTEM", "GIT_SSH", "GIT_SSH_COMMAND")
+               or k.startswith(("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))}
         env.update({
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": str(askpass),

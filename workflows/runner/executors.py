@@ -19,6 +19,7 @@ The contract both honour is :class:`StepRequest` in, :class:`StepResult` out;
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from steps.atomic import atomic_write
+from workflows.runner import lifecycle
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -204,16 +206,22 @@ class ProcessExecutor:
     artifact is the checkout itself (``context.repo_root``) and every other absolute path
     maps under ``attempt_dir/fs``. ``request.active_deadline_seconds`` kills the step, counted
     from the process start (the pod start: a process has no set-up before it).
+    Each step runs in its own process group, killed when the step ends or the run is cancelled;
+    it dies with the runner (lifecycle.pdeathsig_prefix) and carries the runner's token (reaping).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen[bytes]] = set()
+        self._token = lifecycle.runner_token()
+        self._prefix = lifecycle.pdeathsig_prefix()
 
     def cancel(self) -> None:
+        """Kill every running step's process group, then anything else still carrying this runner's token."""
         with self._lock:
             for proc in list(self._procs):
-                proc.kill()
+                lifecycle.kill_group(proc.pid)
+        lifecycle.kill_processes(list(lifecycle.processes_with_token(self._token)))
 
     def run(self, request: StepRequest) -> StepResult:
         """Run the attempt; return its StepResult (phase Error when the step cannot start)."""
@@ -226,8 +234,9 @@ class ProcessExecutor:
         command = list(script.get("command", ["python"]))
         if command and command[0] in {"python", "python3"}:
             command[0] = sys.executable  # the same environment the project is installed in
-        argv = command + list(script.get("args", [])) + [str(source_file)]
+        argv = self._prefix + command + list(script.get("args", [])) + [str(source_file)]
         env = dict(ctx.env)
+        env[lifecycle.TOKEN_ENV] = self._token  # inherited by every descendant: found and reaped by it
         for e in script.get("env", []):
             value = str(e.get("value", ""))
             env[e["name"]] = mapper.map(value) if value.startswith("/") else value
@@ -238,7 +247,10 @@ class ProcessExecutor:
         started = time.time()
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+                if command and shutil.which(command[0], path=env.get("PATH")) is None:  # setpriv would exec it
+                    raise FileNotFoundError(f"No such file or directory: '{command[0]}'")
+                # Its own process group (a session), like a pod's processes: killed as one.
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True)
             except OSError as exc:
                 return StepResult(phase="Error", message=f"cannot start step: {exc}", exit_code=None,
                                   outputs={}, result=None, stdout_path=stdout, stderr_path=stderr,
@@ -249,9 +261,10 @@ class ProcessExecutor:
                 code = proc.wait(timeout=timeout)
                 deadline_hit = False
             except subprocess.TimeoutExpired:
-                proc.kill()
+                lifecycle.kill_group(proc.pid)
                 code, deadline_hit = proc.wait(), True
             finally:
+                lifecycle.kill_group(proc.pid)  # nothing the step started outlives it (as with a pod)
                 with self._lock:
                     self._procs.discard(proc)
         finished = time.time()

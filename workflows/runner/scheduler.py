@@ -22,14 +22,16 @@ before anything runs: a feature is never silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.atomic import atomic_write
+from workflows.runner import lifecycle
 from workflows.runner.aggregate import AggregateError, Child, aggregate_outputs
 from workflows.runner.checkout import verify_checkout
 from workflows.runner.control import RunControl
@@ -138,7 +141,7 @@ class _Run:
         pending: deque[tuple[NodeRecord, Mapping[str, Any], Any]] = deque()
         running: dict[Future[None], NodeRecord] = {}
         message = ""
-        with ThreadPoolExecutor(max_workers=self.parallelism + len(tasks)) as pool:
+        with ThreadPoolExecutor(max_workers=self.parallelism + len(tasks)) as pool, self._cancel_on_interrupt():
             try:
                 while True:
                     if not self.cancelled.is_set():
@@ -346,6 +349,19 @@ class _Run:
         self.cancelled.cancel(reason)
         self.executor.cancel()
 
+    @contextlib.contextmanager
+    def _cancel_on_interrupt(self) -> Iterator[None]:
+        """Cancel every running step when the DAG loop is interrupted (Ctrl-C, SIGTERM, a crash).
+
+        Entered after the thread pool, so it runs before the pool waits for its workers: an
+        interrupted run stops its steps instead of waiting for them to finish.
+        """
+        try:
+            yield
+        except BaseException as exc:
+            self._cancel("terminated (SIGTERM)" if isinstance(exc, lifecycle.Terminated) else "interrupted")
+            raise
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -389,14 +405,18 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
     the cluster's ConfigMaps behind ``spec.volumes``; one that is named but not given is a
     RunError, as a pod whose volume cannot be mounted never starts.
     """
-    not_applied = check_supported(manifest)
+    not_applied = check_supported(manifest, getattr(executor, "applies", None))
     rid = run_id or new_run_id()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", rid):
         raise RunError(f"run id '{rid}' must be letters, digits, '.', '_' or '-'")
     root = (repo_root or Path.cwd()).resolve()
-    run_dir = ((runs_dir or root / DEFAULT_RUNS_DIR) / rid).resolve()
+    runs_root = (runs_dir or root / DEFAULT_RUNS_DIR).resolve()
+    run_dir = runs_root / rid
     if run_dir.exists():
         raise RunError(f"run directory {run_dir} already exists (run ids are unique)")
+    containers = bool(getattr(executor, "uses_containers", False))
+    for line in lifecycle.reap_strays(runs_root, containers):  # what a killed runner left behind
+        print(f"runner: {line}", file=sys.stderr)
     run_dir.mkdir(parents=True)
     view = None
     if progress:
@@ -419,23 +439,30 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no run behind
         raise
     started = time.time()
+    lifecycle.write_state(run_dir, rid, type(run.executor).__name__, containers)
     if view:
         view.start()
     try:
-        status, message, tasks = run.run()
-    except KeyboardInterrupt:
-        run._cancel("interrupted")
-        status, message, tasks = "Error", "interrupted", {}
+        with lifecycle.terminate_as_interrupt():
+            status, message, tasks = run.run()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the steps were cancelled; record it
+        message = "terminated (SIGTERM)" if isinstance(exc, lifecycle.Terminated) else "interrupted"
+        run._cancel(message)
+        status, tasks = "Error", {}
     finally:
         if view:
             view.stop()
+        close = getattr(run.executor, "close", None)
+        if close is not None:
+            close()  # e.g. the container executor's removals: nothing of the run outlives run.json
     result = RunResult(run_id=rid, run_dir=run_dir, status=status, message=message, started=started,
                        finished=time.time(), nodes=list(run.nodes), tasks=tasks)
     summary = {"run_id": rid, "template": manifest.get("metadata", {}).get("name"), "status": status,
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],
                "not_applied": not_applied}
-    atomic_write(run_dir / "run.json", json.dumps(summary, indent=2))
+    atomic_write(run_dir / lifecycle.RESULT_FILE, json.dumps(summary, indent=2))
+    lifecycle.clear_state(run_dir)
     return result
 
 

