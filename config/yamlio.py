@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -131,22 +132,84 @@ def read_checked(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> t
     Callers that hash a file use these bytes, so the hash describes exactly the text that was parsed.
     """
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
-        raise LoadError([Problem(display, 0, 0, "", f"cannot read file: {exc.strerror}")]) from exc
-    if size > max_bytes:
-        raise LoadError([Problem(display, 0, 0, "", f"file is {size} bytes; the limit is {max_bytes}")])
-    raw = path.read_bytes()
+        raise LoadError([Problem(display, 1, 1, "", f"cannot read file: {exc.strerror}")]) from exc
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never ends: neither is an artifact
+        raise LoadError([Problem(display, 1, 1, "", f"not a regular file ({_file_kind(st.st_mode)}); "
+                                                    "artifacts and datasets must be plain files")])
+    if st.st_size > max_bytes:
+        raise LoadError([Problem(display, 1, 1, "", f"file is {st.st_size} bytes; the limit is {max_bytes}")])
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)  # bounded, in case the file grew since stat
+    except OSError as exc:
+        raise LoadError([Problem(display, 1, 1, "", f"cannot read file: {exc.strerror}")]) from exc
+    if len(raw) > max_bytes:
+        raise LoadError([Problem(display, 1, 1, "", f"file is over the limit of {max_bytes} bytes")])
+    utf16 = _utf16_name(raw)
+    if utf16:
+        raise LoadError([Problem(display, 1, 1, "", f"file is encoded as {utf16}; save it as UTF-8")])
     if b"\x00" in raw[:8192]:
-        raise LoadError([Problem(display, 0, 0, "", "binary file (contains NUL bytes)")])
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise LoadError([Problem(display, line, 1, "", "binary file (contains NUL bytes); "
+                                                       "artifacts are UTF-8 text")])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise LoadError([Problem(display, line, 0, "", "file is not valid UTF-8")]) from exc
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LoadError([Problem(display, line, col, "", "file is not valid UTF-8 "
+                                                         f"(byte 0x{raw[exc.start]:02x}); save it as UTF-8")]) from exc
     if not text.strip():
-        raise LoadError([Problem(display, 0, 0, "", "empty file")])
+        raise LoadError([Problem(display, 1, 1, "", "empty file")])
     return raw, text
+
+
+def _file_kind(mode: int) -> str:
+    """Return a word for a non-regular file's type (for the "not a regular file" message)."""
+    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "a special file"
+
+
+def _utf16_name(raw: bytes) -> str | None:
+    """Return "UTF-16 LE"/"UTF-16 BE" (or UTF-32) when the bytes are plainly such text, else None.
+
+    A byte-order mark says so outright; without one, ASCII text in UTF-16 has a NUL in
+    every other byte, which is what a user who saved "Unicode" in an editor gets.
+    """
+    for bom, name, codec in ((b"\xff\xfe\x00\x00", "UTF-32 LE", "utf-32-le"), (b"\x00\x00\xfe\xff", "UTF-32 BE", "utf-32-be"),
+                             (b"\xff\xfe", "UTF-16 LE", "utf-16-le"), (b"\xfe\xff", "UTF-16 BE", "utf-16-be")):
+        if raw.startswith(bom):
+            sample = raw[len(bom):len(bom) + 512]
+            text = sample[: len(sample) - len(sample) % (4 if "32" in name else 2)].decode(codec, "replace")
+            if sum(c.isascii() for c in text) >= 0.9 * len(text):  # it reads as text in that encoding
+                return name
+    head = raw[:512]
+    if len(head) >= 4 and len(head) % 2 == 0:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) == len(odd) and 0 not in even:
+            return "UTF-16 LE"
+        if even.count(0) == len(even) and 0 not in odd:
+            return "UTF-16 BE"
+    return None
+
+
+def nesting_depth(value: Any) -> int:
+    """Return how deeply ``value`` nests (a scalar is 0), without recursion (the input is untrusted)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((c, depth + 1) for c in children)
+    return deepest
 
 
 class _Builder:
@@ -172,6 +235,9 @@ class _Builder:
             raise LoadError([Problem(self.display, *self._pos(node), dotted(loc),
                                      f"nesting deeper than {MAX_DEPTH} levels")])
         self.positions.setdefault(loc, self._pos(node))
+        if node.tag not in PLAIN_TAGS:
+            self.problems.append(Problem(self.display, *self._pos(node), dotted(loc), _tag_message(node.tag)))
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -182,6 +248,10 @@ class _Builder:
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
                                                  "mapping keys must be plain scalars"))
+                    continue
+                if key_node.tag not in PLAIN_TAGS:
+                    self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
+                                                 _tag_message(key_node.tag)))
                     continue
                 key = self.scalars.construct_object(key_node)
                 if not isinstance(key, str | int | float | bool) and key is not None:
@@ -203,6 +273,23 @@ class _Builder:
         if not isinstance(value, str | int | float | bool) and value is not None:
             value = node.value
         return value
+
+
+_CORE = "tag:yaml.org,2002:"
+# The tags a JSON-shaped document can carry (the resolver's implicit ones included); timestamps and
+# binary are read back as their text. Anything else (``!Ref``, ``!!python/...``) is a tag promptci
+# would otherwise drop or misread, so it is an error at its line.
+PLAIN_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq",
+                                           "timestamp", "binary"))
+
+
+def _tag_message(tag: str) -> str:
+    """Return the problem text for an unsupported tag, naming it as the user wrote it."""
+    shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    if shown.startswith("!!python/"):
+        return (f"YAML tag '{shown}' is refused: it asks to build Python objects (never done here); "
+                "write plain YAML values")
+    return f"unknown YAML tag '{shown}': promptci reads plain YAML (maps, lists, strings, numbers); remove the tag"
 
 
 def _syntax_problem(display: str, exc: yaml.YAMLError) -> Problem:
@@ -282,8 +369,10 @@ def _compose(text: str, display: str) -> Loaded:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise LoadError([_syntax_problem(display, exc)]) from exc
+    except RecursionError as exc:  # the composer recurses per nesting level
+        raise LoadError([Problem(display, 1, 1, "", f"nesting deeper than {MAX_DEPTH} levels")]) from exc
     if node is None:
-        raise LoadError([Problem(display, 0, 0, "", "empty document")])
+        raise LoadError([Problem(display, 1, 1, "", "empty document")])
     builder = _Builder(display)
     data = builder.build(node, ())
     if builder.problems:
@@ -306,7 +395,9 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
                 raise LoadError([Problem(display, exc.lineno, exc.colno, "",
                                          f"JSON syntax error: {exc.msg}")]) from exc
             except RecursionError as exc:
-                raise LoadError([Problem(display, 0, 0, "", "JSON nesting too deep")]) from exc
+                raise LoadError([Problem(display, 1, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")]) from exc
+            if nesting_depth(data) > MAX_DEPTH:
+                raise _Slow  # the positional builder reports where
         else:
             try:
                 data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
@@ -317,7 +408,7 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
             except RecursionError as exc:
                 raise _Slow from exc
         if data is None:
-            raise LoadError([Problem(display, 0, 0, "", "empty document")])
+            raise LoadError([Problem(display, 1, 1, "", "empty document")])
         if not is_json and "&" in text:  # only anchors can make a document expand
             _expanded_size(data)
         return Loaded(display, data, None, text)
