@@ -396,8 +396,6 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
                                          f"JSON syntax error: {exc.msg}")]) from exc
             except RecursionError as exc:
                 raise LoadError([Problem(display, 1, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")]) from exc
-            if nesting_depth(data) > MAX_DEPTH:
-                raise _Slow  # the positional builder reports where
         else:
             try:
                 data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
@@ -411,6 +409,8 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
             raise LoadError([Problem(display, 1, 1, "", "empty document")])
         if not is_json and "&" in text:  # only anchors can make a document expand
             _expanded_size(data)
+        elif nesting_depth(data) > MAX_DEPTH:
+            raise _Slow  # the positional builder reports where
         return Loaded(display, data, None, text)
     except _Slow:
         return _compose(text, display)

@@ -148,7 +148,7 @@ def _read_dataset(path: Path, shown: str) -> DatasetFile:
     elif suffix in DATASET_SUFFIXES:
         loaded = parse_text(text, shown, is_json=suffix == ".json")
     else:
-        raise LoadError([Problem(shown, 0, 0, "", f"unsupported dataset type '{suffix}'; "
+        raise LoadError([Problem(shown, 1, 1, "", f"unsupported dataset type '{suffix}'; "
                                                   f"use one of {', '.join(DATASET_SUFFIXES)}")])
     data = loaded.data
     prefix: tuple[str | int, ...] = ()

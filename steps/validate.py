@@ -30,7 +30,7 @@ from config.catalog import Catalog, ModelEntry, load_catalog
 from config.pipeline import DEFAULT_CONFIG, ConfigError, PromptPipelineConfig, load_pipeline_config
 from config.problems import Problem, Severity, internal_problem
 from config.yamlio import LoadError, load_file
-from steps.artifact_files import ArtifactFile, discover, load_all, rel
+from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import DatasetFile, read_dataset
 from steps.lint import expand
@@ -129,11 +129,11 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
     if prompt.source is not None:  # GitHub Models, Prompty, Dotprompt: the format's own reading of its template
         used_at = dict(prompt.source.used)
     else:
+        syntax = [art.loaded.problem(("messages", i, "content"), f"'{bad[0]}': {NATIVE_SYNTAX_HINT}")
+                  for i, m in enumerate(prompt.messages) if (bad := unsupported_syntax(m.content))]
+        if syntax:  # the variables of a template we cannot read would only mislead: one line says why
+            return problems + syntax
         for i, m in enumerate(prompt.messages):
-            bad = unsupported_syntax(m.content)
-            if bad:
-                problems.append(art.loaded.problem(("messages", i, "content"), f"'{bad[0]}': {NATIVE_SYNTAX_HINT}"))
-                continue
             for name in VAR_PATTERN.findall(m.content):
                 used_at.setdefault(name, ("messages", i, "content"))
     declared = prompt.variables
@@ -231,8 +231,11 @@ def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None, cat
     """Return every validation problem (errors and warnings) in the artifact files at ``paths``."""
     root = (root or Path.cwd()).resolve()
     catalog = catalog or load_catalog()
+    config_path = root / "config" / "pipeline.yaml"
+    if not config_path.is_file():
+        config_path = DEFAULT_CONFIG
     try:
-        cfg = config or load_pipeline_config()
+        cfg = config or load_pipeline_config(config_path)
     except ConfigError as exc:  # a broken config/pipeline.yaml: one line per problem, never a traceback
         return exc.problems
     files, problems = expand(paths, root)
@@ -246,12 +249,12 @@ def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None, cat
                 problems += _validate_other(art, catalog)
         except Exception as exc:  # noqa: BLE001 - one file's crash is one "promptci bug" line
             problems.append(internal_problem(art.rel_path, exc))
-    if config is None:  # the repository's own config: check its override globs against its artifacts
-        problems += unmatched_overrides(cfg, root)
+    if config is None and inside(config_path, root):  # the repository's own config: are its globs used?
+        problems += unmatched_overrides(cfg, root, config_path)
     return problems
 
 
-def unmatched_overrides(cfg: PromptPipelineConfig, root: Path) -> list[Problem]:
+def unmatched_overrides(cfg: PromptPipelineConfig, root: Path, config_path: Path) -> list[Problem]:
     """Return a warning per ``overrides[].match`` that names no artifact in the repository's artifact dirs.
 
     A glob that matches nothing is almost always a typo or a renamed artifact, and its
@@ -264,7 +267,7 @@ def unmatched_overrides(cfg: PromptPipelineConfig, root: Path) -> list[Problem]:
             ids |= {a.artifact_id for a in load_all(discover(base), root)[0]}
     if not ids:
         return []
-    loaded = load_file(DEFAULT_CONFIG, rel(DEFAULT_CONFIG, root))
+    loaded = load_file(config_path, rel(config_path, root))
     return [loaded.problem(("overrides", i, "match"), f"'{o.match}' matches no artifact in "
                                                       f"{', '.join(sorted(cfg.artifact_dirs.values()))}",
                            severity=Severity.WARNING)

@@ -148,7 +148,9 @@ def read_dotprompt(text: str, display: str, artifact_id: str, path: Path, root: 
         try:
             schema = asyncio.run(picoschema_to_json_schema(parsed.input.schema)) or {}
         except (ValueError, TypeError) as exc:
-            problems.append(loaded.problem(("input", "schema"), f"Picoschema: {exc}"))
+            msg = str(exc).rstrip(".")
+            problems.append(loaded.problem(("input", "schema"), msg if msg.startswith("Picoschema") else
+                                           f"Picoschema: {msg}"))
     variables = _variables(schema, parsed.input.default if parsed.input else None)
     partial_sources = _partials(parsed.template, path.parent, root, display, body_line)
     used: set[str] = set()
