@@ -57,7 +57,8 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
     Artifacts without datasets give one item with dataset ``"none"`` (eval passes them
     through explicitly). Deleted artifacts are absent from the checkout, so never planned.
     Raises FileNotFoundError for a missing ``artifact_path``, LoadError for an unreadable
-    artifact and PlanError when git fails: a plan that cannot be made must stop the run.
+    artifact and PlanError when git fails or the path holds no artifact of the type (zero
+    *changed* artifacts is fine; zero artifacts means the run would check nothing).
     """
     root = repo_root.resolve()
     target = (root / artifact_path).resolve()
@@ -65,10 +66,12 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
         raise FileNotFoundError(f"artifact-path '{artifact_path}' does not exist in {root}")
     changed = None if is_no_base(base_revision) else changed_files(root, str(base_revision), git_revision)
     items: list[EvalItem] = []
+    found = 0
     for path in discover(target):
         art = load_artifact(path, root)
         if art.artifact_type is not artifact_type:
             continue
+        found += 1
         datasets = art.datasets
         if changed is not None:
             touched = {path.resolve()} | {p.resolve() for d in datasets if (p := art.dataset_path(d)) is not None}
@@ -77,4 +80,7 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
         for dataset in datasets or [NO_DATASET]:
             items.append(EvalItem(artifact_id=art.artifact_id, artifact_type=artifact_type.value,
                                   path=art.rel_path, dataset=dataset, content_hash=art.content_hash))
+    if not found:  # a run that checks nothing must not end "Succeeded"
+        raise PlanError(f"no {artifact_type.value} artifacts under '{artifact_path}': nothing to evaluate "
+                        "(check artifact-path and artifact-type)")
     return items

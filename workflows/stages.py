@@ -105,7 +105,7 @@ def _save(config: "PromptPipelineConfig", key: str, obj: Any) -> None:
 
 
 def _problems_stage(kind: str, artifact_path: str) -> None:
-    from config.problems import has_errors, render
+    from config.problems import exit_code, render
 
     root = repo_root()
     if kind == "lint":
@@ -115,8 +115,8 @@ def _problems_stage(kind: str, artifact_path: str) -> None:
     problems = check([root / artifact_path], root=root)
     if problems:
         print(render(problems))
-    if has_errors(problems):
-        sys.exit(EXIT_FAILED)
+    if exit_code(problems):  # 1 rejected, 2 a promptci bug on some file (told apart for CI)
+        sys.exit(exit_code(problems))
     print(f"{kind}: {artifact_path}: ok")
 
 

@@ -46,6 +46,7 @@ Loc = tuple[str | int, ...]
 GH_ROLES = ("system", "user", "assistant")
 # gh-models' TemplateString replaces the exact text "{{" + key + "}}": no trimming inside the braces.
 GH_PLACEHOLDER = re.compile(r"{{([^{}]*)}}")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Keys that only GitHub Models prompt files have (content detection for files not named *.prompt.yml).
 GH_ONLY_KEYS = frozenset({"name", "modelParameters", "testData", "evaluators", "responseFormat", "jsonSchema"})
 NATIVE_ONLY_KEYS = frozenset({"kind", "id", "version", "owner", "variables", "evals", "parameters", "limits"})
@@ -246,7 +247,7 @@ def gh_renderer(messages: list[GHMessage]) -> TemplateSource:
     used: dict[str, Loc] = {}
     for i, m in enumerate(messages):
         for name in GH_PLACEHOLDER.findall(m.content):
-            if name.strip() == name and name:
+            if name and not any(c.isspace() for c in name):  # a testData key that fills it could exist
                 used.setdefault(name, ("messages", i, "content"))
 
     def render(values: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -263,10 +264,15 @@ def spaced_placeholders(gh: GitHubModelsPrompt) -> list[tuple[Loc, str]]:
     out = []
     for i, m in enumerate(gh.messages):
         for name in GH_PLACEHOLDER.findall(m.content):
-            if name.strip() and name.strip() != name:
+            stripped = name.strip()
+            if stripped and stripped != name and not any(c.isspace() for c in stripped):
                 out.append((("messages", i, "content"),
                             f"'{{{{{name}}}}}' has spaces inside the braces: GitHub Models leaves it as literal "
-                            f"text (write {{{{{name.strip()}}}}} to fill it in)"))
+                            f"text (write {{{{{stripped}}}}} to fill it in)"))
+            elif any(c.isspace() for c in stripped):
+                out.append((("messages", i, "content"),
+                            f"'{{{{{name}}}}}' is sent as literal text: GitHub Models has no template logic, "
+                            "only {{name}} filled from testData"))
     return out
 
 
@@ -298,7 +304,8 @@ def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> tuple[Prompt
                                    top_p=gh.modelParameters.topP,
                                    response_format=gh.responseFormat),
         messages=[Message(role=m.role, content=m.content) for m in gh.messages],  # type: ignore[arg-type]
-        variables={v: VariableSpec() for v in sorted(source.used)},
+        # Declared variables follow the native naming rule; any other key is still filled by the renderer.
+        variables={v: VariableSpec() for v in sorted(source.used) if IDENTIFIER.match(v)},
         tests=tests,
         json_schema=gh.jsonSchema,
     )

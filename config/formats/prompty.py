@@ -118,6 +118,10 @@ def read_prompty(text: str, display: str, artifact_id: str) -> tuple[PromptArtif
             variables[prop.name] = VariableSpec(type=KINDS[prop.kind], required=bool(prop.required),  # type: ignore[arg-type]
                                                 default=prop.default, description=prop.description)
     kind = agent.template.format.kind if agent.template and agent.template.format else "jinja2"
+    parser = agent.template.parser.kind if agent.template and agent.template.parser else "prompty"
+    if parser != "prompty":
+        problems.append(loaded.problem(("template", "parser"), f"template parser {parser!r} is not one Prompty "
+                                                               "has; use prompty"))
     if kind not in ("jinja2", "mustache"):
         problems.append(loaded.problem(("template", "format"), f"template format '{kind}' is not one Prompty "
                                                                "renders; use jinja2 or mustache"))

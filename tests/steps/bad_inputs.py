@@ -253,6 +253,10 @@ CASES: list[Case] = [
        "gh-row-missing-var", cmd="validate"),
     Case("gh-spaced", {"prompts/g.prompt.yml": GH.replace('"{{q}}"', '"{{ q }} {{q}}"')}, "warning: '{{ q }}' has spaces",
          exit=0),
+    Case("gh-template-logic", {"prompts/g.prompt.yml": GH.replace("Be brief.", "Be {{#if x}}brief{{/if}}.")},
+         "'{{#if x}}' is sent as literal text: GitHub Models has no template logic", exit=0),
+    prompty("    kind: prompty", "    kind: markdown", "template.parser: template parser 'markdown' is not one",
+            "prompty-parser"),
     Case("gh-by-content-bad-role", {"prompts/g.yml": GH.replace("role: system", "role: robot")},
          "prompts/g.yml:4:5: messages[0].role: unknown message role 'robot'"),
     # --- class 4: messages that say what to write
