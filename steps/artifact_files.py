@@ -30,7 +30,6 @@ from config.yamlio import Loaded, LoadError, is_json_path, memo_by_file, parse_t
 from steps.contracts import content_hash
 
 
-
 @dataclass
 class ArtifactFile:
     """A successfully parsed artifact, with everything later stages need to know about its file."""

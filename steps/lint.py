@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from config.artifacts import PromptArtifact, artifact_id_from_path
+from config.formats import SUPPORTED
 from config.problems import Problem, internal_problem
 from config.yamlio import LoadError
-from config.formats import SUPPORTED
 from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import read_dataset

@@ -34,7 +34,14 @@ from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import DatasetFile, read_dataset
 from steps.lint import expand
-from steps.render import NATIVE_SYNTAX_HINT, MissingVariable, RenderError, render_prompt, resolve_vars, unsupported_syntax
+from steps.render import (
+    NATIVE_SYNTAX_HINT,
+    MissingVariable,
+    RenderError,
+    render_prompt,
+    resolve_vars,
+    unsupported_syntax,
+)
 from steps.tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding
 
 

@@ -30,7 +30,7 @@ from dotpromptz_handlebars._types import Block, Mustache, Partial
 from config.artifacts import PromptArtifact, TemplateSource, VariableSpec
 from config.formats.common import build_prompt, front_matter, line_of, mark_template_uses, renderer, unknown_keys
 from config.problems import Problem
-from config.yamlio import LoadError, Loaded, read_text
+from config.yamlio import Loaded, LoadError, read_text
 
 CONFIG = {"temperature": "temperature", "maxOutputTokens": "max_tokens", "topP": "top_p",
           "stopSequences": "stop", "seed": "seed"}
@@ -117,6 +117,11 @@ def _variables(schema: dict[str, Any], defaults: Any) -> dict[str, VariableSpec]
     return out
 
 
+async def _expand(schema: Any) -> dict[str, Any]:
+    """Return the JSON schema of a Picoschema (or JSON schema) input declaration, ``{}`` for none."""
+    return await picoschema_to_json_schema(schema) or {}
+
+
 def read_dotprompt(text: str, display: str, artifact_id: str, path: Path, root: Path
                    ) -> tuple[PromptArtifact | None, Loaded, list[Problem]]:
     """Return (prompt, front matter, problems) for a ``.prompt`` file; raise LoadError if unreadable."""
@@ -137,7 +142,7 @@ def read_dotprompt(text: str, display: str, artifact_id: str, path: Path, root: 
     problems += unknown_keys(loaded, set(CONFIG), "promptci", ("config",))
     dp = Dotprompt()
     try:
-        parsed = dp.parse(text, source_name=display)
+        parsed: Any = dp.parse(text, source_name=display)
     except FrontmatterError as exc:
         return None, loaded, problems + [Problem(display, exc.line, exc.column, "", f"Dotprompt: {exc.reason}")]
     if not isinstance(parsed.model, str) or not parsed.model:
@@ -146,7 +151,7 @@ def read_dotprompt(text: str, display: str, artifact_id: str, path: Path, root: 
     schema: dict[str, Any] = {}
     if parsed.input is not None and parsed.input.schema is not None:
         try:
-            schema = asyncio.run(picoschema_to_json_schema(parsed.input.schema)) or {}
+            schema = asyncio.run(_expand(parsed.input.schema))
         except (ValueError, TypeError) as exc:
             msg = str(exc).rstrip(".")
             problems.append(loaded.problem(("input", "schema"), msg if msg.startswith("Picoschema") else
@@ -161,7 +166,7 @@ def read_dotprompt(text: str, display: str, artifact_id: str, path: Path, root: 
     engine = Dotprompt(partials=partial_sources)
 
     def render(values: Mapping[str, Any]) -> list[dict[str, str]]:
-        rendered = asyncio.run(engine.render(text, DataArgument(input=dict(values))))
+        rendered: Any = asyncio.run(engine.render(text, DataArgument(input=dict(values))))
         out = []
         for msg in rendered.messages:
             parts = [getattr(p, "text", None) for p in msg.content]

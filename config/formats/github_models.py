@@ -261,7 +261,7 @@ def gh_renderer(messages: list[GHMessage]) -> TemplateSource:
 
 def spaced_placeholders(gh: GitHubModelsPrompt) -> list[tuple[Loc, str]]:
     """Return a warning per ``{{ name }}`` with spaces: gh-models leaves it literal, which is rarely meant."""
-    out = []
+    out: list[tuple[Loc, str]] = []
     for i, m in enumerate(gh.messages):
         for name in GH_PLACEHOLDER.findall(m.content):
             stripped = name.strip()

@@ -30,7 +30,7 @@ from prompty.core.utils import _yaml_regex  # the runtime's own front-matter spl
 from config.artifacts import PromptArtifact, TemplateSource, VariableSpec
 from config.formats.common import build_prompt, front_matter, line_of, mark_template_uses, renderer, unknown_keys
 from config.problems import Problem
-from config.yamlio import LoadError, Loaded
+from config.yamlio import Loaded, LoadError
 
 AGENT_KEYS = {"name", "displayName", "description", "metadata", "inputs", "outputs", "model", "template",
               "evals"}  # evals: promptci's golden datasets, as in native prompts (Prompty ignores the key)

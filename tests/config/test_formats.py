@@ -120,5 +120,6 @@ def test_a_crash_on_one_file_is_one_promptci_bug_line_and_exit_2(tmp_path: Path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "prompts/p.prompt:1:1: <file>: promptci bug: RuntimeError: simulated crash" in proc.stdout
-    assert any(line.startswith("prompts/a.yaml:") and "YAML syntax error" in line for line in proc.stdout.splitlines())  # still reported
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("prompts/a.yaml:") and "YAML syntax error" in line for line in lines)  # still reported
     assert "1 promptci bug(s): exit 2" in proc.stderr

@@ -171,7 +171,8 @@ def test_string_evaluators_decide_as_gh_models(tmp_path: Path):
         checks.append({"expr": assertion.value, "output": output, "verdict": verdict})
     # promptfoo runs a one-line javascript assertion as `return <expr>` with `output` in scope.
     script = ("const cs = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-              "console.log(JSON.stringify(cs.map(c => Boolean(new Function('output', 'return ' + c.expr)(c.output)))));")
+              "const run = c => Boolean(new Function('output', 'return ' + c.expr)(c.output));"
+              "console.log(JSON.stringify(cs.map(run)));")
     proc = subprocess.run([node, "-e", script], input=json.dumps(checks), capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout) == [c["verdict"] for c in checks]
 
