@@ -70,3 +70,16 @@ def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert "warning:" in hit, "a case that exits 0 must still say something"
     assert not any(":0:0:" in line for line in lines), out.out
     assert cpu < 1.0, f"{case.id} took {cpu:.2f}s of CPU"
+
+
+@pytest.mark.parametrize("version", ["1.0.0-rc.1+build.5", "2.0.0-alpha", "0.0.1+20260101", "10.20.30"])
+def test_valid_semver_is_accepted(version: str, tmp_path: Path) -> None:
+    """The ``semver`` library decides: pre-release and build metadata are fine, leading zeros are not."""
+    from tests.steps.bad_inputs import DATASET, GOOD
+
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "evals" / "p").mkdir(parents=True)
+    (tmp_path / "prompts" / "p.yaml").write_text(GOOD.replace("version: 1.0.0", f"version: {version}"))
+    (tmp_path / "evals" / "p" / "golden.yaml").write_text(DATASET)
+    load_artifact.cache_clear()  # type: ignore[attr-defined]
+    assert lint_paths([tmp_path / "prompts"], root=tmp_path) == []
