@@ -168,7 +168,10 @@ def load_artifact(path: Path, root: Path) -> ArtifactFile:
         raise LoadError([Problem(shown, 1, 1, "", f"resolves to {os.path.realpath(path)}, outside the "
                                                   "repository; artifacts must live inside it (no symlinks out)")])
     fmt = format_of(path.name)
-    if fmt is None or fmt == "dotprompt-partial":
+    if fmt == "dotprompt-partial":
+        raise LoadError([Problem(shown, 1, 1, "", "a Dotprompt partial ('_' prefix) is not a prompt: it is read "
+                                                  "through the prompts that include it ({{> name}})")])
+    if fmt is None:
         what = f"'{path.suffix}'" if path.suffix else "(no extension)"
         raise LoadError([Problem(shown, 1, 1, "", f"unsupported format {what}: supported formats are {SUPPORTED}")])
     raw, text = read_checked(path, shown)

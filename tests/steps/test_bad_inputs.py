@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import config.formats.dotprompt  # noqa: F401 - the runtimes' imports are not part of a case's CPU budget
+import config.formats.prompty  # noqa: F401
 from steps.artifact_files import load_artifact
 from steps.cli import run_check
 from steps.datasets import _read_dataset

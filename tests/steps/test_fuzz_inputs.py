@@ -17,6 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import config.formats.dotprompt  # noqa: F401 - the runtimes' imports are not part of a case's CPU budget
+import config.formats.prompty  # noqa: F401
 from steps.artifact_files import load_artifact
 from steps.cli import run_check
 from steps.datasets import _read_dataset
