@@ -23,7 +23,13 @@ from config.artifacts import (
     artifact_id_from_path,
 )
 from config.formats import SUPPORTED, format_of
-from config.formats.github_models import GitHubModelsPrompt, from_github_models, is_github_models, spaced_placeholders
+from config.formats.github_models import (
+    GitHubModelsPrompt,
+    from_github_models,
+    is_github_models,
+    spaced_placeholders,
+    unsupported_evaluators,
+)
 from config.problems import Problem, Severity, internal_problem
 from config.validation import problems_from_error
 from config.yamlio import Loaded, LoadError, is_json_path, memo_by_file, parse_text, read_checked
@@ -118,8 +124,9 @@ def _typed(loaded: Loaded, path: str) -> tuple[Strict | None, list[Problem], boo
     if is_github_models(path, data):
         try:
             gh = GitHubModelsPrompt.model_validate(data)
-        except ValidationError as exc:
-            return None, problems_from_error(loaded, exc), True
+        except ValidationError as exc:  # schema problems and unsupported evaluators, in one pass
+            return None, problems_from_error(loaded, exc) + [
+                loaded.problem(loc, msg) for loc, msg in unsupported_evaluators(data.get("evaluators"))], True
         prompt, found = from_github_models(gh, artifact_id_from_path(path))
         if prompt is None:
             return None, [loaded.problem(loc, msg) for loc, msg in found], True

@@ -276,16 +276,25 @@ def spaced_placeholders(gh: GitHubModelsPrompt) -> list[tuple[Loc, str]]:
     return out
 
 
+def unsupported_evaluators(evaluators: Any) -> list[tuple[Loc, str]]:
+    """Return one problem per ``llm``/``uses`` evaluator in the raw ``evaluators`` list, each at its index.
+
+    Works on the raw data so these are reported in the same pass as any schema problem of the file.
+    """
+    out: list[tuple[Loc, str]] = []
+    for i, ev in enumerate(evaluators if isinstance(evaluators, list) else []):
+        if isinstance(ev, dict) and ev.get("string") is None and ("llm" in ev or "uses" in ev):
+            kind = "llm" if "llm" in ev else f"uses: {ev.get('uses')}"
+            out.append((("evaluators", i), f"evaluator '{ev.get('name')}' ({kind}) has no exact promptfoo "
+                                           "equivalent; use a string evaluator, or a native prompt with a "
+                                           "model-graded dataset"))
+    return out
+
+
 def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> tuple[PromptArtifact | None, list[tuple[Loc, str]]]:
     """Return the native prompt equivalent of a GitHub Models prompt, or None and one problem per
     evaluator that has no exact promptfoo equivalent (every one of them, each at its own index)."""
-    problems: list[tuple[Loc, str]] = []
-    for i, ev in enumerate(gh.evaluators):
-        if ev.string is None:
-            kind = "llm" if ev.llm is not None else f"uses: {ev.uses}"
-            problems.append((("evaluators", i), f"evaluator '{ev.name}' ({kind}) has no exact promptfoo "
-                                                "equivalent; use a string evaluator, or a native prompt with a "
-                                                "model-graded dataset"))
+    problems = unsupported_evaluators([ev.model_dump(exclude_none=True) for ev in gh.evaluators])
     if problems:
         return None, problems
     source = gh_renderer(gh.messages)

@@ -123,6 +123,13 @@ def test_four_unsupported_evaluators_are_four_problems_in_one_pass(tmp_path: Pat
     assert len({p.line for p in problems}) == 4
 
 
+def test_schema_problems_and_unsupported_evaluators_come_in_one_pass(tmp_path: Path):
+    text = CASES[12][1].replace("role: system", "role: developer")
+    _, problems = _load(tmp_path, "one-pass.prompt.yml", text)
+    assert sorted(p.field for p in problems) == ["evaluators[0]", "evaluators[1]", "evaluators[2]",
+                                                  "evaluators[3]", "messages[0].role"]
+
+
 def test_placeholders_render_like_template_string(tmp_path: Path):
     """TemplateString: exact '{{key}}' only, values through Go's %v, '{{ key }}' left alone."""
     text = HEAD + ("messages:\n  - role: user\n    content: \"n={{n}} f={{f}} b={{b}} big={{big}} "
