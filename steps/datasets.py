@@ -99,11 +99,12 @@ def _jsonl_rows(text: str, display: str) -> Loaded:
             continue
         try:
             row = json.loads(line)
+            too_deep = nesting_depth(row) > MAX_DEPTH
         except json.JSONDecodeError as exc:
             raise LoadError([Problem(display, n, exc.colno, "", f"JSON syntax error: {exc.msg}")]) from exc
-        except RecursionError as exc:
-            raise LoadError([Problem(display, n, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")]) from exc
-        if nesting_depth(row) > MAX_DEPTH:
+        except RecursionError:  # json's decoder recurses per level: thousands of '[' end here
+            too_deep = True
+        if too_deep:
             raise LoadError([Problem(display, n, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")])
         tests.append(row)
         positions[(len(tests) - 1,)] = (n, 1)
