@@ -22,7 +22,7 @@ from config.artifacts import (
     Strict,
     artifact_id_from_path,
 )
-from config.formats import SUPPORTED, format_of
+from config.formats import NATIVE_SUFFIXES, SUPPORTED, format_of
 from config.formats.github_models import (
     GitHubModelsPrompt,
     from_github_models,
@@ -34,6 +34,8 @@ from config.problems import Problem, Severity, internal_problem
 from config.validation import problems_from_error
 from config.yamlio import Loaded, LoadError, is_json_path, memo_by_file, parse_text, read_checked
 from steps.contracts import content_hash
+
+ARTIFACT_SUFFIXES = NATIVE_SUFFIXES  # the suffixes of a native artifact file (model-config lookups by id)
 
 
 @dataclass
@@ -65,20 +67,20 @@ class ArtifactFile:
 
     @property
     def datasets(self) -> list[str]:
-        """Return the dataset names to evaluate: named files, ``inline`` for embedded tests."""
-        if not isinstance(self.artifact, PromptArtifact):
-            return []
-        names = [d.name for d in self.artifact.evals]
-        if self.artifact.tests:
+        """Return the dataset names to evaluate: named files, ``inline`` for a prompt's embedded tests.
+
+        A model-config has none of its own: its datasets are those of the prompts that use it (plan).
+        """
+        names = [d.name for d in getattr(self.artifact, "evals", [])]
+        if isinstance(self.artifact, PromptArtifact) and self.artifact.tests:
             names.append("inline")
         return names
 
     def dataset_path(self, name: str) -> Path | None:
         """Return the file of dataset ``name`` (None for ``inline`` or an unknown name)."""
-        if isinstance(self.artifact, PromptArtifact):
-            for d in self.artifact.evals:
-                if d.name == name:
-                    return self.root / d.path
+        for d in getattr(self.artifact, "evals", []):
+            if d.name == name:
+                return self.root / d.path
         return None
 
 

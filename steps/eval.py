@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.artifacts import PromptArtifact, TestCase
+from config.artifacts import GuardrailPolicyArtifact, PromptArtifact, RagConfigArtifact, TestCase
 from config.catalog import load_catalog
 from config.pipeline import EvalThresholds, PromptPipelineConfig
 from config.yamlio import LoadError
 from steps import eval_cache, promptfoo
 from steps.artifact_files import ArtifactFile, load_artifact
-from steps.contracts import NO_DATASET, BranchResult, EvalItem
+from steps.contracts import BranchResult, EvalItem
 from steps.datasets import load_dataset
 from steps.eval_results import EvalResult, ResultsError, load_result, parse_results
+from steps.eval_types import Spec, SpecError, guardrail_spec, rag_spec
 from steps.gates import Verdict, judge
+from steps.model_refs import RefError, ResolvedModel, dependents, resolve_model, split_dataset
 from steps.providers import Mode, ProviderConfigError, provider_mode
 from steps.providers.live import live_provider, provider_hosts
 from steps.providers.recordings import (
@@ -103,14 +105,14 @@ def prepare_tests(art: PromptArtifact, tests: list[TestCase], rel_path: str, dat
     return out
 
 
-def _providers(art: PromptArtifact, mode: Mode, repo_root: Path) -> tuple[str, dict[str, Any],
-                                                                         dict[str, Any], list[str]]:
+def _providers(art: PromptArtifact, model: ResolvedModel, mode: Mode, repo_root: Path
+               ) -> tuple[str, dict[str, Any], dict[str, Any], list[str]]:
     """Return (canonical model, target provider, grader provider, hosts that bypass the dead proxy)."""
-    resolved = load_catalog().resolve(art.model)
+    resolved = load_catalog().resolve(model.model)
     if resolved is None:
-        raise BranchError(f"model '{art.model}' is not in the model catalog (config/models.yaml)")
+        raise BranchError(f"model '{model.model}' is not in the model catalog (config/models.yaml)")
     canonical, entry = resolved
-    pkey = params_key(art.parameters)
+    pkey = params_key(model.parameters)
     if mode == "recorded":
         base = {"recordings_dir": str(recordings_dir(repo_root)), "artifact_id": art.id, "model": canonical,
                 "params_key": pkey}
@@ -120,11 +122,11 @@ def _providers(art: PromptArtifact, mode: Mode, repo_root: Path) -> tuple[str, d
                   "config": {**base, "role": "grader"}}
         return canonical, target, grader, []
     try:
-        target = live_provider(canonical, entry, art.parameters)
+        target = live_provider(canonical, entry, model.parameters)
         grader_model = load_catalog().resolve(_grader_model(canonical))
         if grader_model is None:
             raise BranchError(f"grader model '{_grader_model(canonical)}' is not in the model catalog")
-        grader = live_provider(grader_model[0], grader_model[1], type(art.parameters)())
+        grader = live_provider(grader_model[0], grader_model[1], type(model.parameters)())
     except ProviderConfigError as exc:
         raise BranchError(str(exc)) from exc
     return canonical, target, grader, provider_hosts(entry) + provider_hosts(grader_model[1])
@@ -160,34 +162,74 @@ def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root
     return len(prepared)
 
 
-def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThresholds, *, repo_root: Path,
-              store: ArtifactStore, work_dir: Path, no_cache: bool
-              ) -> tuple[EvalResult, dict[str, bytes], bool, str]:
-    """Return (result, promptfoo's output files, served from cache, cache key) for a prompt branch."""
-    tests, dataset_bytes = load_tests(af, item.dataset)
+def prompt_spec(af: ArtifactFile, art: PromptArtifact, dataset: str, mode: Mode, repo_root: Path,
+                model_config: ArtifactFile | None = None) -> Spec:
+    """Return the promptfoo run of a prompt's dataset, on the model its ``model:`` resolves to.
+
+    ``model_config`` is the candidate model-config of a model-config branch; the
+    resolved config's content hash is part of the cache key, so changing a
+    config invalidates exactly the branches of the prompts that use it.
+    """
+    tests, dataset_bytes = load_tests(af, dataset)
     if not tests:
-        raise BranchError(f"{af.rel_path}: dataset '{item.dataset}' has zero tests")
-    prepared = prepare_tests(art, tests, af.rel_path, item.dataset)
-    try:
-        mode = provider_mode()
-    except ProviderConfigError as exc:
-        raise BranchError(str(exc)) from exc
+        raise BranchError(f"{af.rel_path}: dataset '{dataset}' has zero tests")
+    prepared = prepare_tests(art, tests, af.rel_path, dataset)
     graded = sorted({a["type"].removeprefix("not-") for t in prepared for a in t.assertions} & MODEL_GRADED)
     if graded and mode == "recorded":
-        raise BranchError(f"{af.rel_path}: dataset '{item.dataset}' uses model-graded assertions "
+        raise BranchError(f"{af.rel_path}: dataset '{dataset}' uses model-graded assertions "
                           f"({', '.join(graded)}); the recorded provider cannot serve grader calls, "
                           "so they would never be checked. Run with PROMPTCI_PROVIDER=live")
-    canonical, target, grader, hosts = _providers(art, mode, repo_root)
+    try:
+        model = resolve_model(art, repo_root, model_config)
+    except RefError as exc:
+        raise BranchError(f"{af.rel_path}: {exc}") from exc
+    canonical, target, grader, hosts = _providers(art, model, mode, repo_root)
+    pkey = params_key(model.parameters)
+
+    def record(results_path: Path) -> None:
+        _record(results_path, prepared, repo_root, art.id, canonical, pkey)
+
+    return Spec(prepared, target, grader, canonical, {
+        "prompt": af.content_hash,  # a model-config branch's item hash is the config's, not the prompt's
+        "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}), "model": canonical, "target": target,
+        "grader": grader, "model_config": model.config_hash, "fallbacks": model.fallbacks,
+        "recordings": recordings_digest(recordings_dir(repo_root), art.id) if mode == "recorded" else None,
+    }, hosts=hosts, record=record)
+
+
+def _spec(item: EvalItem, af: ArtifactFile, mode: Mode, repo_root: Path, work_dir: Path) -> Spec:
+    """Return what this branch runs, by artifact type (every type has golden data: zero tests is an error)."""
+    art = af.artifact
+    try:
+        if isinstance(art, PromptArtifact):
+            return prompt_spec(af, art, item.dataset, mode, repo_root)
+        if isinstance(art, GuardrailPolicyArtifact):
+            return guardrail_spec(af, item.dataset, mode, repo_root)
+        if isinstance(art, RagConfigArtifact):
+            return rag_spec(af, item.dataset, mode, repo_root, work_dir)
+        prompt_id, dataset = split_dataset(item.dataset)
+        users = [p for p in dependents(repo_root, art.id) if p.artifact_id == prompt_id]
+        if not users:
+            raise BranchError(f"{af.rel_path}: no prompt '{prompt_id}' uses model 'config:{art.id}'")
+        prompt = users[0].artifact
+        assert isinstance(prompt, PromptArtifact)
+        spec = prompt_spec(users[0], prompt, dataset, mode, repo_root, model_config=af)
+        spec.judged_against = prompt_id
+        return spec
+    except (SpecError, RefError) as exc:
+        raise BranchError(str(exc)) from exc
+
+
+def _evaluate(item: EvalItem, spec: Spec, th: EvalThresholds, mode: Mode, *, store: ArtifactStore,
+              work_dir: Path, no_cache: bool) -> tuple[EvalResult, dict[str, bytes], bool, str]:
+    """Return (result, promptfoo's output files, served from cache, cache key) for one branch."""
     try:
         version = promptfoo.installed_version()
     except promptfoo.PromptfooMissing as exc:
         raise BranchError(str(exc)) from exc
-    key = eval_cache.cache_key({
-        "content": item.content_hash, "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}),
-        "model": canonical, "mode": "live" if mode == "record" else mode, "target": target, "grader": grader,
-        "promptfoo": version, "repeats": th.repeats,
-        "recordings": recordings_digest(recordings_dir(repo_root), art.id) if mode == "recorded" else None,
-    })
+    key = eval_cache.cache_key({"content": item.content_hash, "type": item.artifact_type,
+                                "mode": "live" if mode == "record" else mode, "promptfoo": version,
+                                "repeats": th.repeats, **spec.key_inputs})
     if not no_cache and mode != "record":
         hit = eval_cache.lookup(store, item.artifact_id, item.dataset, key)
         if hit is not None:
@@ -196,20 +238,23 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
             except ResultsError as exc:
                 log.warning("ignoring a bad cache entry: %s", exc)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if spec.setup is not None:
+        spec.setup()
     cfg_path = work_dir / "promptfooconfig.json"
     promptfoo.write_json(cfg_path, promptfoo.build_config(
-        description=f"{item.artifact_id} / {item.dataset}", tests=prepared, provider=target, grader=grader))
+        description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
+        grader=spec.grader))
     for name in promptfoo.OUTPUTS.values():
         (work_dir / name).unlink(missing_ok=True)
+    env = {**promptfoo.promptfoo_env(work_dir, spec.hosts), **spec.env}
     proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
-                                   no_cache=no_cache or mode == "record",
-                                   timeout_s=th.timeout_seconds, env=promptfoo.promptfoo_env(work_dir, hosts))
+                                   no_cache=no_cache or mode == "record", timeout_s=th.timeout_seconds, env=env)
     if proc.timed_out:
         raise BranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was killed")
     results_path = work_dir / promptfoo.OUTPUTS["results"]
     try:
         result = parse_results(results_path, artifact_id=item.artifact_id, dataset=item.dataset,
-                               content_hash=item.content_hash, model=canonical, provider=str(target["id"]),
+                               content_hash=item.content_hash, model=spec.model, provider=str(spec.target["id"]),
                                promptfoo_version=version, repeats=th.repeats)
     except ResultsError as exc:
         tail = (proc.stderr_tail.strip().splitlines() or ["(no stderr)"])[-1]
@@ -220,15 +265,15 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
         p = work_dir / promptfoo.OUTPUTS[out]
         if p.exists():
             files[name] = p.read_bytes()
-    if mode == "record":
-        _record(results_path, prepared, repo_root, art.id, canonical, params_key(art.parameters))
-    expected = len(prepared) * th.repeats
+    if mode == "record" and spec.record is not None:
+        spec.record(results_path)
+    expected = len(spec.prepared) * th.repeats
     runs = sum(len(t.runs) for t in result.tests)
     if runs == 0:
         raise BranchError(f"promptfoo executed zero tests (exit {proc.returncode}); expected {expected} runs")
     if runs != expected:
         raise BranchError(f"promptfoo executed {runs} test runs, expected {expected} "
-                          f"({len(prepared)} tests × {th.repeats} repeats)")
+                          f"({len(spec.prepared)} tests × {th.repeats} repeats)")
     return result, files, False, key
 
 
@@ -258,7 +303,6 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
 
 def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env: str | None,
          config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool) -> BranchResult:
-    th = config.for_artifact(item.artifact_id).thresholds_for(target_env)
     try:
         af = load_artifact(repo_root / item.path, repo_root)
     except LoadError as exc:
@@ -268,24 +312,31 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     if af.content_hash != item.content_hash:
         raise BranchError(f"{item.path} changed since plan "
                           f"({item.content_hash[:19]} → {af.content_hash[:19]})")
-    art = af.artifact
-    if item.dataset == NO_DATASET:
-        if isinstance(art, PromptArtifact):
-            raise BranchError(f"{af.rel_path}: a prompt needs golden data (a dataset under evals: or inline "
-                              "tests); without it nothing shows the prompt works")
-        return _result(item, "passed", tests_total=0)
-    if not isinstance(art, PromptArtifact):
-        raise BranchError(f"{af.rel_path}: {af.artifact_type.value} artifacts have no eval datasets "
-                          f"(got dataset '{item.dataset}')")
+    try:
+        mode = provider_mode()
+    except ProviderConfigError as exc:
+        raise BranchError(str(exc)) from exc
     started = time.monotonic()
-    result, files, cached, key = _evaluate(item, af, art, th, repo_root=repo_root, store=store,
-                                           work_dir=work_dir, no_cache=no_cache)
+    spec = _spec(item, af, mode, repo_root, work_dir)
+    # A model-config is judged by the gates of each prompt that uses it, against that prompt's baseline
+    # (the prompt as promoted, under the currently promoted config).
+    gated_id, base_id, base_ds = item.artifact_id, item.artifact_id, item.dataset
+    if spec.judged_against is not None:
+        gated_id = base_id = spec.judged_against
+        base_ds = split_dataset(item.dataset)[1]
+    th = config.for_artifact(gated_id).thresholds_for(target_env)
+    result, files, cached, key = _evaluate(item, spec, th, mode, store=store, work_dir=work_dir,
+                                           no_cache=no_cache)
     env = target_env or "dev"
-    raw_baseline = store.get_bytes(baseline_key(env, item.artifact_id, item.dataset))
+    base_key = baseline_key(env, base_id, base_ds)
+    raw_baseline = store.get_bytes(base_key)
     try:
         baseline = None if raw_baseline is None else load_result(raw_baseline, f"baseline for {env}")
     except ResultsError as exc:
         raise BranchError(str(exc)) from exc
+    if spec.judged_against is not None:
+        result.judged_against = {"baseline": base_key,
+                                 "content_hash": baseline.content_hash if baseline else None}
     verdict: Verdict = judge(result, th, baseline)
     errors = result.errors
     status = "error" if errors else ("passed" if verdict.passed else "failed")

@@ -31,8 +31,9 @@ from typing import Any, Literal
 
 from config.pipeline import PromptPipelineConfig
 from config.yamlio import LoadError, parse_text
-from steps.contracts import NO_DATASET, BranchResult, EvalItem, content_hash
+from steps.contracts import BranchResult, EvalItem, content_hash
 from steps.eval_results import ResultsError, load_result
+from steps.gates import type_gate_reasons
 from steps.gitops.configmaps import (
     KUSTOMIZATION,
     ArtifactConfigMap,
@@ -318,8 +319,6 @@ def _check_thresholds(c: _Candidate, env: str, config: PromptPipelineConfig, sto
     add = c.outcome.refusals.append
     for r in c.results:
         where = f"{r.artifact_id}/{r.dataset}"
-        if r.dataset == NO_DATASET and r.artifact_type != "prompt":
-            continue  # no golden data for this type (eval said so explicitly): nothing to threshold
         if r.pass_rate is None:
             add(Refusal("thresholds", f"{where}: no pass rate recorded"))
             continue
@@ -333,6 +332,8 @@ def _check_thresholds(c: _Candidate, env: str, config: PromptPipelineConfig, sto
             elif score + EPS < minimum:
                 add(Refusal("thresholds", f"{where}: metric '{metric}' {score:.3f} < {minimum:.3f} "
                             f"required for {env}"))
+        for reason in type_gate_reasons(r.metric_scores, th):  # guardrail and RAG gates of this env
+            add(Refusal("thresholds", f"{where}: {reason} (required for {env})"))
         baselines: list[tuple[str, float | None, dict[str, Any]]] = [
             ("baseline", r.baseline_pass_rate, {})]
         try:

@@ -25,6 +25,7 @@ from config.artifacts import (
     ModelConfigArtifact,
     PromptArtifact,
     RagConfigArtifact,
+    model_config_ref,
 )
 from config.catalog import Catalog, ModelEntry, load_catalog
 from config.pipeline import DEFAULT_CONFIG, ConfigError, PromptPipelineConfig, load_pipeline_config
@@ -34,6 +35,7 @@ from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import DatasetFile, read_dataset
 from steps.lint import expand
+from steps.model_refs import RefError, resolve_model
 from steps.render import (
     NATIVE_SYNTAX_HINT,
     MissingVariable,
@@ -128,7 +130,16 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
                      cfg: PromptPipelineConfig) -> list[Problem]:
     problems: list[Problem] = []
     model_loc = ("model",)
-    problem, entry = _model(art, model_loc, prompt.model, catalog)
+    ref = model_config_ref(prompt.model)
+    if ref is None:
+        problem, entry = _model(art, model_loc, prompt.model, catalog)
+    else:  # model: config:<id> — the model-config's own model is what runs
+        try:
+            resolved = resolve_model(prompt, art.root)
+            problem, entry = _model(art, model_loc, resolved.model, catalog)
+            prompt = prompt.model_copy(update={"parameters": resolved.parameters})
+        except RefError as exc:
+            problem, entry = art.loaded.problem(model_loc, str(exc)), None
     if problem:
         problems.append(problem)
 

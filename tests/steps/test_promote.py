@@ -430,27 +430,31 @@ def test_stored_eval_result_baseline_blocks_a_regression(tmp: Path) -> None:
     assert commit_count(config) == 1  # only the bare repo's initial commit
 
 
-def test_artifact_type_without_golden_data_promotes_on_lint_and_validate(tmp: Path) -> None:
+def test_a_result_without_a_pass_rate_is_refused_for_every_type(tmp: Path) -> None:
     from steps.contracts import BranchResult, EvalItem, content_hash
     from tests.steps.promote_helpers import Run
 
     config = make_config(tmp)
     src = tmp / "src"
     (src / "model-configs").mkdir(parents=True)
-    rel = "model-configs/default-chat.yaml"
-    (src / rel).write_text("kind: model-config\nid: default-chat\nversion: 1.0.0\nowner: p\nmodel: gpt-4o\n")
+    rel = "model-configs/support-default.yaml"
+    (src / rel).write_text("kind: model-config\nid: support-default\nversion: 1.0.0\nowner: p\nmodel: gpt-4o\n")
     h = content_hash((src / rel).read_bytes())
-    item = EvalItem(artifact_id="default-chat", artifact_type="model-config", path=rel, dataset="none",
-                    content_hash=h)
-    passed = BranchResult(**item.model_dump(), status="passed", tests_total=0)
+    item = EvalItem(artifact_id="support-default", artifact_type="model-config", path=rel,
+                    dataset="p/golden", content_hash=h)
+    report = promote(tmp, config, Run([item], [BranchResult(**item.model_dump(), status="passed")]), "dev")
+    assert not report.ok and "no pass rate recorded" in report.render()
 
-    report = promote(tmp, config, Run([item], [passed]), "dev")
 
-    assert report.ok, report.render()
-    assert [o.status for o in report.outcomes] == ["promoted"]
-    # A prompt can never take that path: without golden data its pass rate is missing, and it is refused.
-    prompt_rel = write_prompt(src, "p")
-    ph = content_hash((src / prompt_rel).read_bytes())
-    pitem = EvalItem(artifact_id="p", artifact_type="prompt", path=prompt_rel, dataset="none", content_hash=ph)
-    refused = promote(tmp, config, Run([pitem], [BranchResult(**pitem.model_dump(), status="passed")]), "dev")
-    assert not refused.ok and "no pass rate recorded" in refused.render()
+def test_guardrail_gates_of_the_target_environment_hold_at_promotion(tmp: Path) -> None:
+    config = make_config(tmp, chain=["dev", "prod"],
+                         environments={"prod": {"min_recall": 0.98, "max_false_positive_rate": 0.01}})
+    write_prompt(tmp / "src", "a")
+    run = run_for(tmp / "src", "a", pass_rate=1.0, scores={"recall": 0.96, "recall.pii": 0.9, "specificity": 1.0})
+    assert promote(tmp, config, run, "dev").ok  # dev sets no guardrail gate
+
+    report = promote(tmp, config, run, "prod", approved=True)
+
+    reasons = [r.reason for r in report.outcomes[0].refusals]
+    assert "a/golden: recall 0.960 (overall) is below min_recall 0.98 (required for prod)" in reasons
+    assert "a/golden: recall 0.900 (category 'pii') is below min_recall 0.98 (required for prod)" in reasons
