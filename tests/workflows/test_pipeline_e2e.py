@@ -27,7 +27,7 @@ def git(cwd: Path, *args: str) -> str:
 def source(tmp_path: Path) -> Path:
     """Return a git checkout holding the sample prompts, their golden sets and recordings."""
     src = tmp_path / "src"
-    for name in ("prompts", "evals", "recordings", "examples"):
+    for name in ("prompts", "model-configs", "evals", "recordings", "examples"):  # prompts use config:<id>
         shutil.copytree(REPO / name, src / name)
     git(src, "init", "-q", "-b", "main")
     git(src, "-c", "user.name=dev", "-c", "user.email=dev@example.test", "add", ".")
