@@ -54,10 +54,11 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | yes |" in \
+    row = "| `summarizer` | prompt | golden | 100.0% | 100.0% | 2/2 | coverage 1.00, format 1.00, safety 1.00 |"
+    assert row + " yes |" in \
         (store / "runs" / "cached" / "summary.md").read_text()
     assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | no |" in \
+    assert row + " no |" in \
         (store / "runs" / "fresh" / "summary.md").read_text()
 
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,
@@ -70,7 +71,7 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert second.exit_code == 1, second.output
     assert git(gitops, "rev-parse", "main") == head  # nothing promoted
     summary = (store / "runs" / "second" / "summary.md").read_text()
-    assert "`ticket-classifier` | golden | 33.3%" in summary
+    assert "`ticket-classifier` | prompt | golden | 33.3%" in summary
     assert "promotion is blocked" in summary
     assert "support-reply" not in summary  # unchanged artifacts were not re-evaluated
     assert (store / "runs" / "second" / "ticket-classifier" / "golden" / "diff.md").is_file()
