@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from config.problems import Problem
 from config.validation import problems_from_error, validate_loaded
-from config.yamlio import Loaded, LoadError, load_file
+from config.yamlio import Loaded, LoadError, load_file, parse_text
 
 DEFAULT_CONFIG = Path(__file__).with_name("pipeline.yaml")
 
@@ -269,6 +269,22 @@ def load_pipeline_config(path: Path | str | None = None) -> PromptPipelineConfig
         loaded = load_file(p)
     except LoadError as exc:
         raise ConfigError(exc.problems) from exc
+    return _validated(loaded)
+
+
+def load_pipeline_text(text: str, display: str) -> PromptPipelineConfig:
+    """Return the validated config parsed from ``text`` (e.g. ``git show ref:config/pipeline.yaml``).
+
+    ``display`` names the source in problems. Raises ConfigError like ``load_pipeline_config``.
+    """
+    try:
+        loaded = parse_text(text, display)
+    except LoadError as exc:
+        raise ConfigError(exc.problems) from exc
+    return _validated(loaded)
+
+
+def _validated(loaded: Loaded) -> PromptPipelineConfig:
     cfg, problems = validate_loaded(PromptPipelineConfig, loaded)
     if cfg is None:
         raise ConfigError(problems)

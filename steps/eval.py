@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,19 +39,30 @@ from steps.providers.recordings import (
     recordings_dir,
     write_recording,
 )
+from steps.records import EvalRecord, RecordError, put_signed, read_record, record_key
 from steps.render import MissingVariable, RenderError, render_prompt, resolve_vars
 from steps.reports import diff_html, diff_markdown
+from steps.signing import SignatureError, signing_key
 from steps.stores.store import ArtifactStore, StoreError, baseline_key, run_key
 
 log = logging.getLogger(__name__)
 
 INLINE = "inline"
+# A provider that could not be reached (or said "try later"): what promptfoo and Node's fetch report
+# then. A branch whose every error is one of these is retried (exit 75); a wrong answer never is.
+NETWORK_ERROR = re.compile(r"ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|"
+                           r"socket hang up|fetch failed|network error|timed out|"
+                           r"\b(?:status|HTTP|code)[: ]*(?:429|502|503|504)\b", re.IGNORECASE)
 MODEL_GRADED = frozenset({"llm-rubric", "model-graded-closedqa", "factuality", "answer-relevance",
                           "context-faithfulness", "context-recall", "context-relevance", "similar"})
 
 
 class BranchError(Exception):
     """Something that makes the branch an error (fail closed); the message is the reason."""
+
+
+class TransientBranchError(BranchError):
+    """An error another attempt may clear (promptfoo hung past its timeout): retried, exit 75."""
 
 
 @dataclass
@@ -60,6 +72,7 @@ class _Branch:
     item: EvalItem
     reasons: list[str] = field(default_factory=list)
     report_keys: list[str] = field(default_factory=list)
+    result: EvalResult | None = None
 
 
 def _result(item: EvalItem, status: str, **kw: Any) -> BranchResult:
@@ -250,7 +263,8 @@ def _evaluate(item: EvalItem, spec: Spec, th: EvalThresholds, mode: Mode, *, sto
     proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
                                    no_cache=no_cache or mode == "record", timeout_s=th.timeout_seconds, env=env)
     if proc.timed_out:
-        raise BranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was killed")
+        raise TransientBranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was "
+                                   "killed")
     results_path = work_dir / promptfoo.OUTPUTS["results"]
     try:
         result = parse_results(results_path, artifact_id=item.artifact_id, dataset=item.dataset,
@@ -282,27 +296,45 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
                no_cache: bool = False) -> BranchResult:
     """Evaluate one (artifact, dataset) and return its verdict; never raises for quality or tool failures.
 
-    Writes ``result.json`` (the baseline format), promptfoo's ``results.json``,
-    ``report.html`` and ``junit.xml``, and ``diff.md``/``diff.html`` against the
-    baseline of ``target_env`` (``dev`` when None) to ``run_key(run_id, …)``.
+    Writes ``result.json`` (the measured EvalResult), promptfoo's ``results.json``,
+    ``report.html`` and ``junit.xml``, ``diff.md``/``diff.html`` against the baseline of
+    ``target_env`` (``dev`` when None), and last the signed ``record.json`` (steps/records.py)
+    that promote decides on, to ``run_key(run_id, …)``. A store failure makes the
+    branch a retryable error (nothing signed is left half-written).
     """
     b = _Branch(item)
     try:
-        return _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
-                    store=store, work_dir=work_dir, no_cache=no_cache)
+        key = signing_key(repo_root, create=True)
+    except SignatureError as exc:
+        return _result(item, "error", reasons=[f"cannot sign the eval record: {exc}"])
+    try:
+        out = _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
+                   store=store, work_dir=work_dir, no_cache=no_cache, key=key)
     except BranchError as exc:
-        return _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
+        out = _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys,
+                      retryable=isinstance(exc, TransientBranchError))
     except StoreError as exc:
-        return _result(item, "error", reasons=[f"artifact store ({store.describe()}): {exc}"],
-                       report_keys=b.report_keys, retryable=True)
+        return _store_error(item, store, exc, b)
     except Exception as exc:  # fail closed: a crash in this stage must block promotion, with its reason
         log.exception("eval branch %s/%s crashed", item.artifact_id, item.dataset)
-        return _result(item, "error", reasons=[f"eval stage crashed: {type(exc).__name__}: {exc}"],
-                       report_keys=b.report_keys)
+        out = _result(item, "error", reasons=[f"eval stage crashed: {type(exc).__name__}: {exc}"],
+                      report_keys=b.report_keys)
+    try:
+        put_signed(store, record_key(run_id, item.artifact_id, item.dataset),
+                   EvalRecord(run_id=run_id, branch=out, result=b.result), key)
+    except StoreError as exc:
+        return _store_error(item, store, exc, b)
+    return out
+
+
+def _store_error(item: EvalItem, store: ArtifactStore, exc: StoreError, b: _Branch) -> BranchResult:
+    return _result(item, "error", reasons=[f"artifact store ({store.describe()}): {exc}"],
+                   report_keys=b.report_keys, retryable=True)
 
 
 def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env: str | None,
-         config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool) -> BranchResult:
+         config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool,
+         key: bytes) -> BranchResult:
     try:
         af = load_artifact(repo_root / item.path, repo_root)
     except LoadError as exc:
@@ -325,15 +357,16 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
         gated_id = base_id = spec.judged_against
         base_ds = split_dataset(item.dataset)[1]
     th = config.for_artifact(gated_id).thresholds_for(target_env)
-    result, files, cached, key = _evaluate(item, spec, th, mode, store=store, work_dir=work_dir,
-                                           no_cache=no_cache)
+    result, files, cached, cache_key = _evaluate(item, spec, th, mode, store=store, work_dir=work_dir,
+                                                 no_cache=no_cache)
+    b.result = result
     env = target_env or "dev"
     base_key = baseline_key(env, base_id, base_ds)
-    raw_baseline = store.get_bytes(base_key)
-    try:
-        baseline = None if raw_baseline is None else load_result(raw_baseline, f"baseline for {env}")
-    except ResultsError as exc:
-        raise BranchError(str(exc)) from exc
+    try:  # the baseline is the signed eval record promote keeps for what is live in env
+        stored = read_record(store, base_key, key)
+    except RecordError as exc:
+        raise BranchError(f"baseline for {env}: {exc}") from exc
+    baseline = stored[0].result if stored is not None else None
     if spec.judged_against is not None:
         result.judged_against = {"baseline": base_key,
                                  "content_hash": baseline.content_hash if baseline else None}
@@ -352,9 +385,10 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     _put(store, run_key(run_id, item.artifact_id, item.dataset, "diff.html"),
          diff_html(result, baseline, verdict, status).encode(), "text/html", b)
     if status == "passed" and not cached:
-        eval_cache.save(store, item.artifact_id, item.dataset, key, files)
+        eval_cache.save(store, item.artifact_id, item.dataset, cache_key, files)
     log.info("eval %s/%s: %s in %.1fs", item.artifact_id, item.dataset, status, time.monotonic() - started)
+    retryable = bool(errors) and all(NETWORK_ERROR.search(e) for e in errors)
     return _result(item, status, pass_rate=verdict.pass_rate, metric_scores=verdict.metric_scores,
-                   tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
+                   retryable=retryable, tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
                    baseline_pass_rate=verdict.baseline_pass_rate, reasons=reasons, cached=cached,
                    report_keys=b.report_keys)

@@ -27,7 +27,7 @@ def git(cwd: Path, *args: str) -> str:
 def source(tmp_path: Path) -> Path:
     """Return a git checkout holding the sample prompts, their golden sets and recordings."""
     src = tmp_path / "src"
-    for name in ("prompts", "model-configs", "evals", "recordings", "examples"):  # prompts use config:<id>
+    for name in ("prompts", "model-configs", "evals", "recordings", "examples"):
         shutil.copytree(REPO / name, src / name)
     git(src, "init", "-q", "-b", "main")
     git(src, "-c", "user.name=dev", "-c", "user.email=dev@example.test", "add", ".")
@@ -55,11 +55,9 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
     row = "| `summarizer` | prompt | golden | 100.0% | 100.0% | 2/2 | coverage 1.00, format 1.00, safety 1.00 |"
-    assert row + " yes |" in \
-        (store / "runs" / "cached" / "summary.md").read_text()
+    assert f"{row} yes |" in (store / "runs" / "cached" / "summary.md").read_text()
     assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
-    assert row + " no |" in \
-        (store / "runs" / "fresh" / "summary.md").read_text()
+    assert f"{row} no |" in (store / "runs" / "fresh" / "summary.md").read_text()
 
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,
     # promote never runs, and the exit handler's summary says why.
