@@ -1,8 +1,8 @@
 """Typed schemas of the four artifact types promptci carries through the pipeline.
 
 * ``prompt`` — the native prompt format (YAML or JSON);
-* GitHub Models ``*.prompt.yml`` — accepted as a first-class prompt and mapped
-  field by field onto the native model (:func:`from_github_models`);
+* GitHub Models, Prompty and Dotprompt files — read by ``config.formats`` and
+  mapped onto the native prompt model, with the format's own renderer attached;
 * ``model-config``, ``rag-config``, ``guardrail-policy``.
 
 All models are strict (``extra="forbid"``): a misspelt key is an error, never a
@@ -12,10 +12,13 @@ silently ignored setting.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import semver
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 ID_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 VAR_PATTERN = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
@@ -44,16 +47,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+ID_HINT = ("max 63 characters: lowercase a-z, 0-9, '.', '_' and '-', starting and ending with a letter "
+           "or digit (it names Kubernetes ConfigMaps)")
+
+
+def check_id(v: str) -> str:
+    """Return ``v`` when it is a valid artifact id; raise ValueError saying what to write otherwise."""
+    if not re.match(ID_PATTERN, v):
+        raise ValueError(f"id {v!r} is not valid: {ID_HINT}")
+    return v
+
+
+def check_semver(v: str) -> str:
+    """Return ``v`` when it is a Semantic Version 2.0.0 (``semver`` library); raise ValueError otherwise."""
+    if not semver.Version.is_valid(v):
+        raise ValueError(f"version {v!r} is not semver: write MAJOR.MINOR.PATCH without leading zeros, "
+                         "optionally with -prerelease and +build, e.g. 1.4.0 or 2.0.0-rc.1+build.5")
+    return v
 
 
 class ArtifactHeader(Strict):
     """The fields every native artifact carries, whatever its kind."""
 
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = Field(pattern=SEMVER)
+    id: str
+    version: str
     description: str | None = None
     owner: str = Field(min_length=1)
+
+    _id = field_validator("id")(classmethod(lambda cls, v: check_id(v)))
+    _version = field_validator("version")(classmethod(lambda cls, v: check_semver(v)))
 
 
 # --------------------------------------------------------------------------- prompts
@@ -156,100 +178,42 @@ class PromptArtifact(ArtifactHeader):
     # Inline tests (used by the GitHub Models mapping; native prompts normally use ``evals``).
     tests: list[TestCase] = Field(default_factory=list)
     json_schema: dict[str, Any] | None = None
+    # Set for prompts read from another format (GitHub Models, Prompty, Dotprompt): how that format's
+    # own runtime renders and which variables its template uses. Private: a file can never set it.
+    _source: TemplateSource | None = PrivateAttr(default=None)
 
     def used_variables(self) -> set[str]:
-        """Return every ``{{name}}`` placeholder referenced by the messages."""
+        """Return every variable the template uses (``{{name}}`` placeholders for native prompts)."""
+        if self._source is not None:
+            return set(self._source.used)
         return {m for msg in self.messages for m in VAR_PATTERN.findall(msg.content)}
 
+    @property
+    def source(self) -> TemplateSource | None:
+        """Return the foreign-format template this prompt was read from (None for a native prompt)."""
+        return self._source
 
-# ------------------------------------------------------------------ GitHub Models
-
-
-class GHModelParameters(Strict):
-    """Exactly the keys GitHub Models reads; anything else (``max_tokens``…) is an error."""
-
-    maxTokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    topP: float | None = Field(default=None, gt=0, le=1)
-
-
-class GHStringEvaluator(Strict):
-    startsWith: str | None = None
-    endsWith: str | None = None
-    contains: str | None = None
-    equals: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> GHStringEvaluator:
-        given = [k for k, v in self.__dict__.items() if v is not None]
-        if len(given) != 1:
-            raise ValueError("a string evaluator needs exactly one of startsWith, endsWith, contains, equals")
+    def with_source(self, source: TemplateSource) -> PromptArtifact:
+        """Return this prompt bound to ``source`` (used by the format readers in ``config.formats``)."""
+        self._source = source
         return self
 
 
-class GHChoice(Strict):
-    choice: str
-    score: float
+Rendered = list[dict[str, str]]
 
 
-class GHLLMEvaluator(Strict):
-    modelId: str
-    prompt: str
-    choices: list[GHChoice]
-    systemPrompt: str | None = None
+@dataclass
+class TemplateSource:
+    """A prompt template in another format, rendered by that format's own runtime.
 
-
-class GHEvaluator(Strict):
-    name: str = Field(pattern=r"^[^{}]+$")  # becomes a metric name (see Assertion.metric)
-    string: GHStringEvaluator | None = None
-    llm: GHLLMEvaluator | None = None
-    uses: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> GHEvaluator:
-        given = [k for k in ("string", "llm", "uses") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("an evaluator needs exactly one of string, llm, uses")
-        return self
-
-
-class GitHubModelsPrompt(Strict):
-    """The GitHub Models ``.prompt.yml`` format, field for field."""
-
-    name: str = Field(min_length=1)
-    description: str | None = None
-    model: str
-    modelParameters: GHModelParameters = Field(default_factory=GHModelParameters)
-    responseFormat: Literal["text", "json_object", "json_schema"] | None = None
-    jsonSchema: str | None = None
-    messages: list[Message] = Field(min_length=1)
-    testData: list[dict[str, Any]] = Field(default_factory=list)
-    evaluators: list[GHEvaluator] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _schema_when_needed(self) -> GitHubModelsPrompt:
-        if self.responseFormat == "json_schema" and not self.jsonSchema:
-            raise ValueError("jsonSchema is required when responseFormat is 'json_schema'")
-        return self
-
-
-GH_STRING_TO_PROMPTFOO = {"startsWith": "starts-with", "endsWith": "regex", "contains": "contains",
-                          "equals": "equals"}
-
-
-def gh_evaluator_assertion(ev: GHEvaluator) -> Assertion:
-    """Return the exact promptfoo assertion for a GitHub Models evaluator.
-
-    Only string evaluators have an exact promptfoo equivalent; anything else
-    raises ValueError so it is reported, never silently dropped.
+    ``render(values)`` returns chat messages or raises ``KeyError(name)`` for a variable
+    with no value (``ValueError`` for any other template failure); ``used`` maps each
+    variable the template reads to where it is first used (for problem positions).
     """
-    if ev.string is None:
-        kind = "llm" if ev.llm is not None else f"uses: {ev.uses}"
-        raise ValueError(f"evaluator '{ev.name}' ({kind}) has no exact promptfoo equivalent")
-    (key, value), = ((k, v) for k, v in ev.string.__dict__.items() if v is not None)
-    if key == "endsWith":  # promptfoo has no ends-with; an anchored, escaped regex is exact
-        return Assertion(type="regex", value=re.escape(value) + r"\Z", metric=ev.name)
-    return Assertion(type=GH_STRING_TO_PROMPTFOO[key], value=value, metric=ev.name)
+
+    format: str
+    render: Callable[[Mapping[str, Any]], Rendered]
+    used: dict[str, tuple[str | int, ...]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------- other artifact types
@@ -365,53 +329,13 @@ KIND_MODELS: dict[str, type[Strict]] = {
 }
 
 
-def is_github_prompt(path: str) -> bool:
-    """Return True for GitHub Models prompt files (``*.prompt.yml``/``*.prompt.yaml``)."""
-    return path.endswith((".prompt.yml", ".prompt.yaml"))
-
-
 def artifact_id_from_path(path: str) -> str:
     """Return the id a file name implies: ``prompts/support-reply.yaml`` -> ``support-reply``."""
     name = path.rsplit("/", 1)[-1]
-    for suffix in (".prompt.yml", ".prompt.yaml", ".yaml", ".yml", ".json"):
+    for suffix in (".prompt.yml", ".prompt.yaml", ".yaml", ".yml", ".json", ".prompty", ".prompt"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
-
-
-def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> PromptArtifact:
-    """Return the native prompt equivalent of a GitHub Models prompt.
-
-    Variables are those the messages use (GitHub Models has no declarations; its
-    ``testData`` rows supply them). Evaluators become assertions on every test;
-    one with no exact promptfoo equivalent raises ValueError.
-    """
-    assertions = [gh_evaluator_assertion(ev) for ev in gh.evaluators]
-    used = sorted({v for m in gh.messages for v in VAR_PATTERN.findall(m.content)})
-    tests = []
-    for i, row in enumerate(gh.testData):
-        tests.append(TestCase.model_validate({"description": f"testData[{i}]", "vars": dict(row),
-                                             "assert": [a.model_dump() for a in assertions]}))
-    json_schema = None
-    if gh.jsonSchema:
-        import json
-
-        json_schema = json.loads(gh.jsonSchema)
-    return PromptArtifact(
-        id=artifact_id,
-        version="0.0.0",
-        description=gh.description or gh.name,
-        owner="github-models",
-        model=gh.model,
-        parameters=ModelParameters(temperature=gh.modelParameters.temperature,
-                                   max_tokens=gh.modelParameters.maxTokens,
-                                   top_p=gh.modelParameters.topP,
-                                   response_format=gh.responseFormat),
-        messages=gh.messages,
-        variables={v: VariableSpec() for v in used},
-        tests=tests,
-        json_schema=json_schema,
-    )
 
 
 # ------------------------------------------------- golden data of the other types

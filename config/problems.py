@@ -15,6 +15,11 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    # promptci itself failed on this file: not the user's fault, and told apart by exit code 2.
+    INTERNAL = "internal"
+
+
+EXIT_OK, EXIT_REJECTED, EXIT_INTERNAL = 0, 1, 2
 
 
 @dataclass(frozen=True, order=True)
@@ -30,14 +35,34 @@ class Problem:
 
     def format(self) -> str:
         """Return the ``path:line:col: field: message`` line users and editors parse."""
-        sev = "" if self.severity is Severity.ERROR else f"{self.severity.value}: "
+        sev = {Severity.ERROR: "", Severity.WARNING: "warning: ",
+               Severity.INTERNAL: "promptci bug: "}[self.severity]
         field = self.field or "<file>"
         return f"{self.path}:{self.line}:{self.col}: {field}: {sev}{self.message}"
 
 
 def has_errors(problems: Iterable[Problem]) -> bool:
-    """Return True when any problem is an error (warnings never fail a stage)."""
-    return any(p.severity is Severity.ERROR for p in problems)
+    """Return True when any problem is an error or an internal error (warnings never fail a stage)."""
+    return any(p.severity is not Severity.WARNING for p in problems)
+
+
+def exit_code(problems: Iterable[Problem]) -> int:
+    """Return the exit status for a check: 2 if promptci failed on any file, 1 on any error, else 0.
+
+    CI can then tell "the tool broke" (2, report it) from "your file is wrong" (1).
+    """
+    severities = {p.severity for p in problems}
+    if Severity.INTERNAL in severities:
+        return EXIT_INTERNAL
+    return EXIT_REJECTED if Severity.ERROR in severities else EXIT_OK
+
+
+def internal_problem(path: str, exc: BaseException) -> Problem:
+    """Return the one line that reports promptci crashing on ``path`` (a bug, never the user's input)."""
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return Problem(path, 1, 1, "", f"{type(exc).__name__}{': ' + detail if detail else ''} "
+                                   "(this is a bug in promptci, not in your file; please report it)",
+                   Severity.INTERNAL)
 
 
 def render(problems: Iterable[Problem], fmt: str = "text") -> str:

@@ -26,7 +26,8 @@ def problems_from_error(loaded: Loaded, exc: ValidationError, prefix: tuple[str 
         msg = _MESSAGES.get(err["type"], err["msg"])
         if err["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'" if loc else msg
-        elif err["type"] not in _MESSAGES and "input" in err and not isinstance(err["input"], dict | list):
+        elif err["type"] not in _MESSAGES and err["type"] != "value_error" and "input" in err \
+                and not isinstance(err["input"], dict | list):
             msg = f"{msg} (got {err['input']!r})"
         out.append(loaded.problem(loc, msg.removeprefix("Value error, ")))
     return out

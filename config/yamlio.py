@@ -9,7 +9,8 @@ values from it ourselves so that we can:
 * remember the line/column of every key and value, so schema errors name
   ``path:line:col``.
 
-Size, emptiness and binary content are checked before parsing.
+Size, emptiness, encoding and the file's type are checked before parsing
+(``config.textfile``, re-exported here with ``LoadError``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from typing import Any, TypeVar
 import yaml
 
 from config.problems import Problem, dotted
+from config.textfile import MAX_FILE_BYTES, LoadError, read_checked, read_text  # noqa: F401 - re-exported
 
 try:  # libyaml is normally present; fall back to the pure-Python composer.
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
@@ -78,14 +79,6 @@ class Loaded:
         return Problem(self.path, line, col, dotted(loc), message, **kw)
 
 
-class LoadError(Exception):
-    """Raised when a file cannot be turned into data; carries one or more problems."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__("; ".join(p.format() for p in problems))
-        self.problems = problems
-
-
 T = TypeVar("T")
 
 
@@ -120,33 +113,18 @@ def memo_by_file(load: Callable[[Path, Any], T]) -> Callable[[Path, Any], T]:
     return wrapper
 
 
-def read_text(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """Return the file's text, or raise LoadError if it is too big, empty, binary or not UTF-8."""
-    return read_checked(path, display, max_bytes)[1]
-
-
-def read_checked(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, str]:
-    """Return (bytes, text) of the file, read once; raise LoadError if too big, empty, binary or not UTF-8.
-
-    Callers that hash a file use these bytes, so the hash describes exactly the text that was parsed.
-    """
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise LoadError([Problem(display, 0, 0, "", f"cannot read file: {exc.strerror}")]) from exc
-    if size > max_bytes:
-        raise LoadError([Problem(display, 0, 0, "", f"file is {size} bytes; the limit is {max_bytes}")])
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise LoadError([Problem(display, 0, 0, "", "binary file (contains NUL bytes)")])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise LoadError([Problem(display, line, 0, "", "file is not valid UTF-8")]) from exc
-    if not text.strip():
-        raise LoadError([Problem(display, 0, 0, "", "empty file")])
-    return raw, text
+def nesting_depth(value: Any) -> int:
+    """Return how deeply ``value`` nests (a scalar is 0), without recursion (the input is untrusted)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((c, depth + 1) for c in children)
+    return deepest
 
 
 class _Builder:
@@ -172,6 +150,9 @@ class _Builder:
             raise LoadError([Problem(self.display, *self._pos(node), dotted(loc),
                                      f"nesting deeper than {MAX_DEPTH} levels")])
         self.positions.setdefault(loc, self._pos(node))
+        if node.tag not in PLAIN_TAGS:
+            self.problems.append(Problem(self.display, *self._pos(node), dotted(loc), _tag_message(node.tag)))
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -182,6 +163,10 @@ class _Builder:
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
                                                  "mapping keys must be plain scalars"))
+                    continue
+                if key_node.tag not in PLAIN_TAGS:
+                    self.problems.append(Problem(self.display, *self._pos(key_node), dotted(loc),
+                                                 _tag_message(key_node.tag)))
                     continue
                 key = self.scalars.construct_object(key_node)
                 if not isinstance(key, str | int | float | bool) and key is not None:
@@ -203,6 +188,23 @@ class _Builder:
         if not isinstance(value, str | int | float | bool) and value is not None:
             value = node.value
         return value
+
+
+_CORE = "tag:yaml.org,2002:"
+# The tags a JSON-shaped document can carry (the resolver's implicit ones included); timestamps and
+# binary are read back as their text. Anything else (``!Ref``, ``!!python/...``) is a tag promptci
+# would otherwise drop or misread, so it is an error at its line.
+PLAIN_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq",
+                                           "timestamp", "binary"))
+
+
+def _tag_message(tag: str) -> str:
+    """Return the problem text for an unsupported tag, naming it as the user wrote it."""
+    shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    if shown.startswith("!!python/"):
+        return (f"YAML tag '{shown}' is refused: it asks to build Python objects (never done here); "
+                "write plain YAML values")
+    return f"unknown YAML tag '{shown}': promptci reads plain YAML (maps, lists, strings, numbers); remove the tag"
 
 
 def _syntax_problem(display: str, exc: yaml.YAMLError) -> Problem:
@@ -282,8 +284,10 @@ def _compose(text: str, display: str) -> Loaded:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise LoadError([_syntax_problem(display, exc)]) from exc
+    except RecursionError as exc:  # the composer recurses per nesting level
+        raise LoadError([Problem(display, 1, 1, "", f"nesting deeper than {MAX_DEPTH} levels")]) from exc
     if node is None:
-        raise LoadError([Problem(display, 0, 0, "", "empty document")])
+        raise LoadError([Problem(display, 1, 1, "", "empty document")])
     builder = _Builder(display)
     data = builder.build(node, ())
     if builder.problems:
@@ -306,7 +310,7 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
                 raise LoadError([Problem(display, exc.lineno, exc.colno, "",
                                          f"JSON syntax error: {exc.msg}")]) from exc
             except RecursionError as exc:
-                raise LoadError([Problem(display, 0, 0, "", "JSON nesting too deep")]) from exc
+                raise LoadError([Problem(display, 1, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")]) from exc
         else:
             try:
                 data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
@@ -317,9 +321,11 @@ def parse_text(text: str, display: str, *, is_json: bool = False) -> Loaded:
             except RecursionError as exc:
                 raise _Slow from exc
         if data is None:
-            raise LoadError([Problem(display, 0, 0, "", "empty document")])
+            raise LoadError([Problem(display, 1, 1, "", "empty document")])
         if not is_json and "&" in text:  # only anchors can make a document expand
             _expanded_size(data)
+        elif nesting_depth(data) > MAX_DEPTH:
+            raise _Slow  # the positional builder reports where
         return Loaded(display, data, None, text)
     except _Slow:
         return _compose(text, display)

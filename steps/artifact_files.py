@@ -18,19 +18,24 @@ from config.artifacts import (
     KIND_MODELS,
     Artifact,
     ArtifactType,
-    GitHubModelsPrompt,
     PromptArtifact,
     Strict,
     artifact_id_from_path,
-    from_github_models,
-    is_github_prompt,
 )
-from config.problems import Problem
+from config.formats import NATIVE_SUFFIXES, SUPPORTED, format_of
+from config.formats.github_models import (
+    GitHubModelsPrompt,
+    from_github_models,
+    is_github_models,
+    spaced_placeholders,
+    unsupported_evaluators,
+)
+from config.problems import Problem, Severity, internal_problem
 from config.validation import problems_from_error
 from config.yamlio import Loaded, LoadError, is_json_path, memo_by_file, parse_text, read_checked
 from steps.contracts import content_hash
 
-ARTIFACT_SUFFIXES = (".yaml", ".yml", ".json")
+ARTIFACT_SUFFIXES = NATIVE_SUFFIXES  # the suffixes of a native artifact file (model-config lookups by id)
 
 
 @dataclass
@@ -44,8 +49,13 @@ class ArtifactFile:
     artifact_type: ArtifactType
     loaded: Loaded
     root: Path
-    github_models: bool = False
+    fmt: str = "native"  # native | github-models | prompty | dotprompt
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)  # found while reading (lint reports them)
+
+    @property
+    def github_models(self) -> bool:
+        return self.fmt == "github-models"
 
     @property
     def artifact_id(self) -> str:
@@ -81,30 +91,49 @@ def rel(path: Path, root: Path) -> str:
     return str(path) if rp.startswith("..") else rp.replace(os.sep, "/")
 
 
+def inside(path: Path, root: Path) -> bool:
+    """Return True when ``path``, symlinks resolved, is inside ``root`` (a link out of the repo is not)."""
+    rp = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+    return not (rp == ".." or rp.startswith(".." + os.sep) or os.path.isabs(rp))
+
+
 def discover(path: Path) -> list[Path]:
-    """Return the artifact files at ``path`` (a file, or every YAML/JSON file below a directory), sorted."""
-    if path.is_file():
+    """Return the files at ``path``: the path itself unless it is a directory, else every file below it
+    (any format: unsupported ones are reported by ``load_artifact``, never skipped), sorted.
+
+    Hidden entries (``.git``, ``.gitkeep``) and Dotprompt partials (``_name.prompt``, read through the
+    prompts that include them) are not artifacts. Raises FileNotFoundError when ``path`` does not exist.
+    """
+    if not path.is_dir():
+        if not os.path.lexists(path):
+            raise FileNotFoundError(path)
         return [path]
-    if not path.exists():
-        raise FileNotFoundError(path)
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in ARTIFACT_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    found = []
+    for p in path.rglob("*"):
+        rel_parts = p.relative_to(path).parts
+        if any(part.startswith(".") for part in rel_parts) or p.is_dir():
+            continue
+        if format_of(p.name) == "dotprompt-partial":
+            continue
+        found.append(p)
+    return sorted(found)
 
 
 def _typed(loaded: Loaded, path: str) -> tuple[Strict | None, list[Problem], bool]:
     data = loaded.data
     if not isinstance(data, dict):
         return None, [loaded.problem((), "an artifact must be a mapping of fields")], False
-    if is_github_prompt(path):
+    if is_github_models(path, data):
         try:
             gh = GitHubModelsPrompt.model_validate(data)
-        except ValidationError as exc:
-            return None, problems_from_error(loaded, exc), True
-        try:
-            return from_github_models(gh, artifact_id_from_path(path)), [], True
-        except ValueError as exc:  # an evaluator with no exact promptfoo equivalent
-            idx = next((i for i, ev in enumerate(gh.evaluators) if f"'{ev.name}'" in str(exc)), 0)
-            return None, [loaded.problem(("evaluators", idx), str(exc))], True
+        except ValidationError as exc:  # schema problems and unsupported evaluators, in one pass
+            return None, problems_from_error(loaded, exc) + [
+                loaded.problem(loc, msg) for loc, msg in unsupported_evaluators(data.get("evaluators"))], True
+        prompt, found = from_github_models(gh, artifact_id_from_path(path))
+        if prompt is None:
+            return None, [loaded.problem(loc, msg) for loc, msg in found], True
+        return prompt, [loaded.problem(loc, msg, severity=Severity.WARNING)
+                        for loc, msg in spaced_placeholders(gh)], True
     kind = data.get("kind", "prompt")
     model = KIND_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -116,25 +145,59 @@ def _typed(loaded: Loaded, path: str) -> tuple[Strict | None, list[Problem], boo
         return None, problems_from_error(loaded, exc), False
 
 
+def _read(path: Path, root: Path, shown: str, text: str) -> tuple[Strict | None, Loaded, list[Problem], str]:
+    """Return (artifact or None, loaded document, problems, format) for one file's text."""
+    fmt = format_of(path.name)
+    if fmt == "prompty":
+        from config.formats.prompty import read_prompty  # the prompty runtime loads only when needed
+
+        prompt, loaded, problems = read_prompty(text, shown, artifact_id_from_path(shown))
+        return prompt, loaded, problems, fmt
+    if fmt == "dotprompt":
+        from config.formats.dotprompt import read_dotprompt
+
+        prompt, loaded, problems = read_dotprompt(text, shown, artifact_id_from_path(shown), path, root)
+        return prompt, loaded, problems, fmt
+    loaded = parse_text(text, shown, is_json=is_json_path(path))
+    artifact, problems, gh = _typed(loaded, shown)
+    return artifact, loaded, problems, "github-models" if gh else "native"
+
+
 @memo_by_file
 def load_artifact(path: Path, root: Path) -> ArtifactFile:
     """Return the typed artifact in ``path``; raise LoadError listing every syntax/schema problem.
 
+    Reads every supported format (see ``config.formats``); any other file is an "unsupported
+    format" problem, and a path that resolves outside ``root`` is refused.
+
     Memoized per file (``config.yamlio.memo_by_file``): each file is parsed once per process.
     """
     shown = rel(path, root)
+    if not inside(path, root):
+        raise LoadError([Problem(shown, 1, 1, "", f"resolves to {os.path.realpath(path)}, outside the "
+                                                  "repository; artifacts must live inside it (no symlinks out)")])
+    fmt = format_of(path.name)
+    if fmt == "dotprompt-partial":
+        raise LoadError([Problem(shown, 1, 1, "", "a Dotprompt partial ('_' prefix) is not a prompt: it is read "
+                                                  "through the prompts that include it ({{> name}})")])
+    if fmt is None:
+        what = f"'{path.suffix}'" if path.suffix else "(no extension)"
+        raise LoadError([Problem(shown, 1, 1, "", f"unsupported format {what}: supported formats are {SUPPORTED}")])
     raw, text = read_checked(path, shown)
-    loaded = parse_text(text, shown, is_json=is_json_path(path))
-    artifact, problems, gh = _typed(loaded, shown)
-    if artifact is None:
+    artifact, loaded, problems, fmt = _read(path, root, shown, text)
+    if artifact is None or any(p.severity is not Severity.WARNING for p in problems):
         raise LoadError(problems)
     atype = ArtifactType(getattr(artifact, "kind", "prompt"))
     return ArtifactFile(path=path, rel_path=shown, raw=raw, artifact=artifact,  # type: ignore[arg-type]
-                        artifact_type=atype, loaded=loaded, root=root, github_models=gh)
+                        artifact_type=atype, loaded=loaded, root=root, fmt=fmt, warnings=problems)
 
 
 def load_all(paths: Iterable[Path], root: Path) -> tuple[list[ArtifactFile], list[Problem]]:
-    """Return every artifact that loads, plus the problems of those that don't."""
+    """Return every artifact that loads, plus the problems of those that don't.
+
+    A crash on one file becomes one "promptci bug" line for that file (exit 2), and the
+    other files are still read and reported.
+    """
     ok: list[ArtifactFile] = []
     problems: list[Problem] = []
     for p in paths:
@@ -142,4 +205,6 @@ def load_all(paths: Iterable[Path], root: Path) -> tuple[list[ArtifactFile], lis
             ok.append(load_artifact(p, root))
         except LoadError as exc:
             problems += exc.problems
+        except Exception as exc:  # noqa: BLE001 - reported as a promptci bug, never a traceback
+            problems.append(internal_problem(rel(p, root), exc))
     return ok, problems

@@ -1,4 +1,9 @@
-"""The shared command line of the check steps (``python -m steps.lint|validate PATH...``)."""
+"""The shared command line of the check steps (``python -m steps.lint|validate PATH...``).
+
+Exit status: 0 clean (warnings allowed), 1 the input was rejected (one line per
+problem), 2 promptci itself failed (one "promptci bug" line naming the file). A
+traceback is never what a user sees.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,45 @@ from pathlib import Path
 
 import click
 
-from config.problems import Problem, has_errors, render
+from config.problems import EXIT_INTERNAL, Problem, Severity, exit_code, internal_problem, render
 
 Check = Callable[..., list[Problem]]
 
 
-def check_command(name: str, check: Check, help_text: str) -> click.Command:
-    """Return a click command that runs ``check`` on PATHs and exits 1 on any error."""
+def run_check(name: str, check: Check, paths: Sequence[Path], root: Path, fmt: str = "text") -> int:
+    """Run ``check`` on ``paths``, print its problems and a summary; return the exit status.
 
-    @click.command(name=name, help=help_text)
+    Checks isolate each file's crash themselves; a crash outside any one file (say, in
+    the shared setup) is still caught here and reported as one line naming the paths.
+    """
+    try:
+        problems = check(list(paths), root=root)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 2
+        shown = ", ".join(str(p) for p in paths) or str(root)
+        click.echo(internal_problem(shown, exc).format(), err=True)
+        return EXIT_INTERNAL
+    out = render(problems, fmt)
+    if out:
+        click.echo(out)
+    if fmt == "text":
+        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+        bugs = sum(1 for p in problems if p.severity is Severity.INTERNAL)
+        warnings = len(problems) - errors - bugs
+        summary = f"{name}: {errors} error(s), {warnings} warning(s)"
+        click.echo(summary + (f", {bugs} promptci bug(s): exit 2" if bugs else ""), err=True)
+    return exit_code(problems)
+
+
+def check_command(name: str, check: Check, help_text: str) -> click.Command:
+    """Return a click command that runs ``check`` on PATHs; exit 1 on any error, 2 on a promptci bug."""
+
+    @click.command(name=name, help=help_text + "\n\nExit status: 0 ok, 1 rejected, 2 promptci bug or usage.")
     @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
     @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
                   show_default=True, help="Repository root; paths in messages are relative to it.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                   show_default=True, help="Output format.")
     def cmd(paths: Sequence[Path], root: Path, fmt: str) -> None:
-        problems = check(list(paths), root=root)
-        out = render(problems, fmt)
-        if out:
-            click.echo(out)
-        errors = sum(1 for p in problems if p.severity == "error")
-        if fmt == "text":
-            click.echo(f"{name}: {errors} error(s), {len(problems) - errors} warning(s)", err=True)
-        sys.exit(1 if has_errors(problems) else 0)
+        sys.exit(run_check(name, check, paths, root, fmt))
 
     return cmd

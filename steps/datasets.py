@@ -23,7 +23,16 @@ from pydantic import ValidationError
 from config.artifacts import ASSERTION_TYPES, GuardrailCase, RagDataset, TestCase
 from config.problems import Problem
 from config.validation import problems_from_error
-from config.yamlio import MAX_FILE_BYTES, Loaded, LoadError, memo_by_file, parse_text, read_text
+from config.yamlio import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    Loaded,
+    LoadError,
+    memo_by_file,
+    nesting_depth,
+    parse_text,
+    read_text,
+)
 
 DATASET_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 
@@ -48,6 +57,7 @@ def _csv_rows(text: str, display: str) -> Loaded:
         raise LoadError([Problem(display, reader.line_num, 1, "", f"CSV syntax error: {exc}")]) from exc
     if not reader.fieldnames:
         raise LoadError([Problem(display, 1, 1, "", "CSV dataset has no header row")])
+    _check_header(list(reader.fieldnames), display)
     for i, row in enumerate(rows):
         line = i + 2  # header is line 1; cells with embedded newlines shift this (rare in datasets)
         test: dict[str, Any] = {"vars": {}, "assert": []}
@@ -66,6 +76,21 @@ def _csv_rows(text: str, display: str) -> Loaded:
     return Loaded(display, tests, positions)
 
 
+def _check_header(names: list[str], display: str) -> None:
+    """Raise LoadError naming every duplicate column: csv.DictReader would keep only the last one's cells."""
+    problems = []
+    col = 1
+    seen: dict[str, int] = {}
+    for name in names:
+        if name in seen:
+            problems.append(Problem(display, 1, col, name, f"duplicate column '{name}' (first at column "
+                                                           f"{seen[name]}); each variable needs one column"))
+        seen.setdefault(name, col)
+        col += len(name) + 1
+    if problems:
+        raise LoadError(problems)
+
+
 def _jsonl_rows(text: str, display: str) -> Loaded:
     tests: list[Any] = []
     positions: dict[tuple[str | int, ...], tuple[int, int]] = {(): (1, 1)}
@@ -73,9 +98,15 @@ def _jsonl_rows(text: str, display: str) -> Loaded:
         if not line.strip():
             continue
         try:
-            tests.append(json.loads(line))
+            row = json.loads(line)
+            too_deep = nesting_depth(row) > MAX_DEPTH
         except json.JSONDecodeError as exc:
             raise LoadError([Problem(display, n, exc.colno, "", f"JSON syntax error: {exc.msg}")]) from exc
+        except RecursionError:  # json's decoder recurses per level: thousands of '[' end here
+            too_deep = True
+        if too_deep:
+            raise LoadError([Problem(display, n, 1, "", f"JSON nesting deeper than {MAX_DEPTH} levels")])
+        tests.append(row)
         positions[(len(tests) - 1,)] = (n, 1)
     return Loaded(display, tests, positions)
 
@@ -118,7 +149,7 @@ def _read_dataset(path: Path, shown: str) -> DatasetFile:
     elif suffix in DATASET_SUFFIXES:
         loaded = parse_text(text, shown, is_json=suffix == ".json")
     else:
-        raise LoadError([Problem(shown, 0, 0, "", f"unsupported dataset type '{suffix}'; "
+        raise LoadError([Problem(shown, 1, 1, "", f"unsupported dataset type '{suffix}'; "
                                                   f"use one of {', '.join(DATASET_SUFFIXES)}")])
     data = loaded.data
     prefix: tuple[str | int, ...] = ()

@@ -40,7 +40,7 @@ from steps.providers.recordings import (
     write_recording,
 )
 from steps.records import EvalRecord, RecordError, put_signed, read_record, record_key
-from steps.render import MissingVariable, render_messages, resolve_vars
+from steps.render import MissingVariable, RenderError, render_prompt, resolve_vars
 from steps.reports import diff_html, diff_markdown
 from steps.signing import SignatureError, signing_key
 from steps.stores.store import ArtifactStore, StoreError, baseline_key, run_key
@@ -107,10 +107,12 @@ def prepare_tests(art: PromptArtifact, tests: list[TestCase], rel_path: str, dat
         desc = t.description or f"{dataset} test {i + 1}"
         values = resolve_vars(t.vars, art.variables)
         try:
-            messages = render_messages(art.messages, values)
+            messages = render_prompt(art, values)
         except MissingVariable as exc:
             raise BranchError(f"{rel_path}: test '{desc}' of dataset '{dataset}' gives no value for "
                               f"variable '{exc.args[0]}'") from exc
+        except RenderError as exc:
+            raise BranchError(f"{rel_path}: test '{desc}' of dataset '{dataset}': {exc}") from exc
         assertions = [a.model_dump(mode="json", exclude_none=True) for a in t.assert_]
         out.append(promptfoo.PreparedTest(i, desc, dict(t.vars), messages, assertions))
     return out

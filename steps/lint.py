@@ -9,14 +9,16 @@ validate's job (it runs in parallel, on the same files).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config.artifacts import GuardrailPolicyArtifact, PromptArtifact, RagConfigArtifact, artifact_id_from_path
-from config.problems import Problem
+from config.formats import SUPPORTED
+from config.problems import Problem, internal_problem
 from config.yamlio import LoadError
-from steps.artifact_files import ArtifactFile, discover, load_all, rel
+from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import read_dataset, read_guardrail_cases, read_rag_dataset
 
@@ -28,9 +30,14 @@ def expand(paths: Sequence[str | Path], root: Path) -> tuple[list[Path], list[Pr
     for p in paths:
         path = Path(p)
         try:
-            files += discover(path)
+            found = discover(path)
         except FileNotFoundError:
-            problems.append(Problem(rel(path, root), 0, 0, "", "no such file or directory"))
+            problems.append(Problem(rel(path, root), 1, 1, "", "no such file or directory"))
+            continue
+        if not found:  # an empty run must not pass as "nothing wrong": nothing was checked
+            problems.append(Problem(rel(path, root), 1, 1, "", f"no artifact files found under this directory "
+                                                               f"(looked for {SUPPORTED})"))
+        files += found
     return files, problems
 
 
@@ -64,10 +71,11 @@ def _lint_datasets(art: ArtifactFile) -> list[Problem]:
         if not SAFE_PATH.match(ref.path):
             problems.append(art.loaded.problem(("evals", i, "path"), f"dataset path {SAFE_PATH_HINT}"))
             continue
-        if rel(path, art.root).startswith(("..", "/")):
-            problems.append(art.loaded.problem(("evals", i, "path"), "dataset path must stay inside the repo"))
+        if not inside(path, art.root):
+            problems.append(art.loaded.problem(("evals", i, "path"), "dataset path must stay inside the repo "
+                                                                     "(symlinks are followed)"))
             continue
-        if not path.is_file():
+        if not os.path.lexists(path):
             problems.append(art.loaded.problem(("evals", i, "path"), f"dataset file not found: {ref.path}"))
             continue
         try:
@@ -89,18 +97,28 @@ def lint_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> list
     problems += load_problems
     first_seen: dict[str, ArtifactFile] = {}
     for art in artifacts:
-        if not SAFE_PATH.match(art.rel_path):
-            problems.append(art.loaded.problem((), f"file path {SAFE_PATH_HINT}"))
-        expected = artifact_id_from_path(art.rel_path)
-        if not art.github_models and art.artifact_id != expected:
-            problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' does not match the file "
-                                                        f"name (expected '{expected}')"))
-        other = first_seen.setdefault(art.artifact_id, art)
-        if other is not art:
-            problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' is already used by "
-                                                        f"{other.rel_path}"))
-        if isinstance(art.artifact, PromptArtifact | GuardrailPolicyArtifact | RagConfigArtifact):
-            problems += _lint_datasets(art)
+        try:
+            problems += _lint_artifact(art, first_seen)
+        except Exception as exc:  # noqa: BLE001 - one file's crash is one "promptci bug" line, not a traceback
+            problems.append(internal_problem(art.rel_path, exc))
+    return problems
+
+
+def _lint_artifact(art: ArtifactFile, first_seen: dict[str, ArtifactFile]) -> list[Problem]:
+    """Return the lint problems of one loaded artifact (file path, id, datasets, reading warnings)."""
+    problems = list(art.warnings)
+    if not SAFE_PATH.match(art.rel_path):
+        problems.append(art.loaded.problem((), f"file path {SAFE_PATH_HINT}"))
+    expected = artifact_id_from_path(art.rel_path)
+    if not art.github_models and art.artifact_id != expected:
+        problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' does not match the file "
+                                                    f"name (expected '{expected}')"))
+    other = first_seen.setdefault(art.artifact_id, art)
+    if other is not art:
+        problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' is already used by "
+                                                    f"{other.rel_path}"))
+    if isinstance(art.artifact, PromptArtifact | GuardrailPolicyArtifact | RagConfigArtifact):
+        problems += _lint_datasets(art)
     return problems
 
 

@@ -101,7 +101,8 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
     prompt uses) raises NoGoldenData. Deleted artifacts are absent from the
     checkout, so never planned. Raises FileNotFoundError for a missing
     ``artifact_path``, LoadError for an unreadable artifact and PlanError when
-    git fails: a plan that cannot be made must stop the run.
+    git fails or the path holds no artifact of the type (zero *changed* artifacts
+    is fine; zero artifacts means the run would check nothing).
     """
     root = repo_root.resolve()
     target = (root / artifact_path).resolve()
@@ -109,8 +110,13 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
         raise FileNotFoundError(f"artifact-path '{artifact_path}' does not exist in {root}")
     changed = None if is_no_base(base_revision) else changed_files(root, str(base_revision), git_revision)
     items: list[EvalItem] = []
+    found = 0
     for path in discover(target):
         art = load_artifact(path, root)
         if art.artifact_type is artifact_type:
+            found += 1
             items += _items(art, root, changed)
+    if not found:  # a run that checks nothing must not end "Succeeded"
+        raise PlanError(f"no {artifact_type.value} artifacts under '{artifact_path}': nothing to evaluate "
+                        "(check artifact-path and artifact-type)")
     return items

@@ -13,6 +13,7 @@ unparsable file is reported as a problem, never a crash.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -27,15 +28,22 @@ from config.artifacts import (
     model_config_ref,
 )
 from config.catalog import Catalog, ModelEntry, load_catalog
-from config.pipeline import PromptPipelineConfig, load_pipeline_config
-from config.problems import Problem, Severity
-from config.yamlio import LoadError
-from steps.artifact_files import ArtifactFile, load_all, rel
+from config.pipeline import DEFAULT_CONFIG, ConfigError, PromptPipelineConfig, load_pipeline_config
+from config.problems import Problem, Severity, internal_problem
+from config.yamlio import LoadError, load_file
+from steps.artifact_files import ArtifactFile, discover, inside, load_all, rel
 from steps.cli import check_command
 from steps.datasets import DatasetFile, read_dataset
 from steps.lint import expand
 from steps.model_refs import RefError, resolve_model
-from steps.render import MissingVariable, render_messages, resolve_vars
+from steps.render import (
+    NATIVE_SYNTAX_HINT,
+    MissingVariable,
+    RenderError,
+    render_prompt,
+    resolve_vars,
+    unsupported_syntax,
+)
 from steps.tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding
 
 
@@ -71,6 +79,29 @@ def _model(art: ArtifactFile, loc: tuple[str | int, ...], model_id: str, catalog
         return art.loaded.problem(loc, f"model '{model_id}' is deprecated{repl}",
                                   severity=Severity.WARNING), entry
     return None, entry
+
+
+def _input_loc(art: ArtifactFile, name: str) -> tuple[str | int, ...]:
+    inputs = art.loaded.data.get("inputs")
+    if isinstance(inputs, list):
+        idx = next((i for i, p in enumerate(inputs) if isinstance(p, dict) and p.get("name") == name), None)
+        return ("inputs", idx) if idx is not None else ("inputs",)
+    return ("inputs", name)
+
+
+def _schema_loc(art: ArtifactFile, name: str) -> tuple[str | int, ...]:
+    schema = (art.loaded.data.get("input") or {}).get("schema")
+    keys = [k for k in schema if isinstance(k, str) and k.split("(")[0].rstrip("?") == name] \
+        if isinstance(schema, dict) else []
+    return ("input", "schema", keys[0]) if keys else ("input", "schema")
+
+
+# Where each format declares its variables: (the key named in messages, the location of one declaration).
+DECLARED_UNDER = {
+    "native": ("variables", lambda art, name: ("variables", name)),
+    "prompty": ("inputs", _input_loc),
+    "dotprompt": ("input.schema", _schema_loc),
+}
 
 
 def _cases(art: ArtifactFile, prompt: PromptArtifact) -> list[tuple[dict[str, Any], Any]]:
@@ -113,18 +144,26 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
         problems.append(problem)
 
     used_at: dict[str, tuple[str | int, ...]] = {}
-    for i, m in enumerate(prompt.messages):
-        for name in VAR_PATTERN.findall(m.content):
-            used_at.setdefault(name, ("messages", i, "content"))
+    if prompt.source is not None:  # GitHub Models, Prompty, Dotprompt: the format's own reading of its template
+        used_at = dict(prompt.source.used)
+    else:
+        syntax = [art.loaded.problem(("messages", i, "content"), f"'{bad[0]}': {NATIVE_SYNTAX_HINT}")
+                  for i, m in enumerate(prompt.messages) if (bad := unsupported_syntax(m.content))]
+        if syntax:  # the variables of a template we cannot read would only mislead: one line says why
+            return problems + syntax
+        for i, m in enumerate(prompt.messages):
+            for name in VAR_PATTERN.findall(m.content):
+                used_at.setdefault(name, ("messages", i, "content"))
     declared = prompt.variables
     if not art.github_models:  # GitHub Models has no declarations; its variables are what it uses
+        where, decl_loc = DECLARED_UNDER.get(art.fmt, DECLARED_UNDER["native"])
         for name, loc in used_at.items():
             if name not in declared:
                 problems.append(art.loaded.problem(loc, f"variable '{name}' is used but not declared "
-                                                        "under 'variables'"))
+                                                        f"under '{where}'"))
         for name in declared:
             if name not in used_at:
-                problems.append(art.loaded.problem(("variables", name), f"variable '{name}' is declared "
+                problems.append(art.loaded.problem(decl_loc(art, name), f"variable '{name}' is declared "
                                                                         "but never used"))
 
     limits = cfg.for_artifact(prompt.id).token_limits
@@ -155,9 +194,12 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
         if entry is None:
             continue
         try:
-            rendered = render_messages(prompt.messages, resolve_vars(values, declared))
+            rendered = render_prompt(prompt, resolve_vars(values, declared))
         except MissingVariable as exc:
             problems.append(at(f"no value for variable '{exc.args[0]}'"))
+            continue
+        except RenderError as exc:
+            problems.append(at(str(exc)))
             continue
         n = chat_tokens(rendered, entry.encoding)
         worst = max(worst, n)
@@ -207,16 +249,47 @@ def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None, cat
     """Return every validation problem (errors and warnings) in the artifact files at ``paths``."""
     root = (root or Path.cwd()).resolve()
     catalog = catalog or load_catalog()
-    cfg = config or load_pipeline_config()
+    config_path = root / "config" / "pipeline.yaml"
+    if not config_path.is_file():
+        config_path = DEFAULT_CONFIG
+    try:
+        cfg = config or load_pipeline_config(config_path)
+    except ConfigError as exc:  # a broken config/pipeline.yaml: one line per problem, never a traceback
+        return exc.problems
     files, problems = expand(paths, root)
     artifacts, load_problems = load_all(files, root)
     problems += load_problems
     for art in artifacts:
-        if isinstance(art.artifact, PromptArtifact):
-            problems += _validate_prompt(art, art.artifact, catalog, cfg)
-        else:
-            problems += _validate_other(art, catalog)
+        try:
+            if isinstance(art.artifact, PromptArtifact):
+                problems += _validate_prompt(art, art.artifact, catalog, cfg)
+            else:
+                problems += _validate_other(art, catalog)
+        except Exception as exc:  # noqa: BLE001 - one file's crash is one "promptci bug" line
+            problems.append(internal_problem(art.rel_path, exc))
+    if config is None and inside(config_path, root):  # the repository's own config: are its globs used?
+        problems += unmatched_overrides(cfg, root, config_path)
     return problems
+
+
+def unmatched_overrides(cfg: PromptPipelineConfig, root: Path, config_path: Path) -> list[Problem]:
+    """Return a warning per ``overrides[].match`` that names no artifact in the repository's artifact dirs.
+
+    A glob that matches nothing is almost always a typo or a renamed artifact, and its
+    stricter gate silently applies to nothing.
+    """
+    ids: set[str] = set()
+    for directory in cfg.artifact_dirs.values():
+        base = root / directory
+        if base.is_dir():
+            ids |= {a.artifact_id for a in load_all(discover(base), root)[0]}
+    if not ids:
+        return []
+    loaded = load_file(config_path, rel(config_path, root))
+    return [loaded.problem(("overrides", i, "match"), f"'{o.match}' matches no artifact in "
+                                                      f"{', '.join(sorted(cfg.artifact_dirs.values()))}",
+                           severity=Severity.WARNING)
+            for i, o in enumerate(cfg.overrides) if not any(fnmatch.fnmatchcase(a, o.match) for a in ids)]
 
 
 main = check_command("validate", validate_paths,

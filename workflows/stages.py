@@ -124,7 +124,7 @@ def _save_plan(config: "PromptPipelineConfig", root: Path, items: list[Any]) -> 
 
 
 def _problems_stage(kind: str, artifact_path: str) -> None:
-    from config.problems import has_errors, render
+    from config.problems import exit_code, render
 
     root = repo_root()
     if kind == "lint":
@@ -134,8 +134,8 @@ def _problems_stage(kind: str, artifact_path: str) -> None:
     problems = check([root / artifact_path], root=root)
     if problems:
         print(render(problems))
-    if has_errors(problems):
-        sys.exit(EXIT_FAILED)
+    if exit_code(problems):  # 1 rejected, 2 a promptci bug on some file (told apart for CI)
+        sys.exit(exit_code(problems))
     print(f"{kind}: {artifact_path}: ok")
 
 

@@ -13,7 +13,8 @@ def test_every_sample_format_loads():
     counts = {p.parent.name + p.suffix: len(load_dataset(p)) for p in (REPO / "evals").rglob("golden.*")
               if p.parent.name not in other_types}
     assert counts == {"support-reply.yaml": 3, "summarizer.jsonl": 2, "sql-generator.csv": 3,
-                      "ticket-classifier.json": 3, "rag-answer.yaml": 2}
+                      "ticket-classifier.json": 3, "rag-answer.yaml": 2, "faq-answer.yaml": 2,
+                      "commit-message.jsonl": 2}
     assert len(read_guardrail_cases(REPO / "evals" / "pii-and-injection" / "golden.yaml")) == 43
     rag = read_rag_dataset(REPO / "evals" / "kb-search" / "golden.yaml")
     assert (len(rag.documents), len(rag.queries)) == (32, 22)

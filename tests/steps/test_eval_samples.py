@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from config.pipeline import load_pipeline_config
-from steps.artifact_files import load_artifact
+from steps.artifact_files import discover, load_artifact
 from steps.contracts import EvalItem
 from steps.eval import run_branch
 from steps.reports import write_run_summary
 from steps.stores.store import LocalStore, run_key
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "prompts").iterdir() if p.is_file())
+# discover() leaves out what is not an artifact, such as the Dotprompt partial prompts/_house-style.prompt.
+SAMPLES = sorted(p.relative_to(REPO).as_posix() for p in discover(REPO / "prompts"))
 
 
 def _items(path: str) -> list[EvalItem]:

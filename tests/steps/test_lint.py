@@ -109,9 +109,9 @@ def test_cli_exit_codes_and_no_traceback(repo: Path):
     assert "Traceback" not in proc.stderr
     lines = proc.stdout.splitlines()
     assert any(line.startswith("prompts/bomb.yaml:") and "alias bomb" in line for line in lines)
-    assert any(line.startswith("prompts/big.yaml:0:0: <file>: file is") for line in lines)
-    assert "prompts/bin.json:0:0: <file>: binary file (contains NUL bytes)" in lines
-    assert "prompts/empty.yaml:0:0: <file>: empty file" in lines
+    assert any(line.startswith("prompts/big.yaml:1:1: <file>: file is") for line in lines)
+    assert "prompts/bin.json:1:1: <file>: binary file (contains NUL bytes); artifacts are UTF-8 text" in lines
+    assert "prompts/empty.yaml:1:1: <file>: empty file" in lines
     proc = subprocess.run([sys.executable, "-m", "steps.lint", "prompts", "--format", "json"],
                           cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]"

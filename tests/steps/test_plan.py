@@ -124,3 +124,9 @@ def test_unknown_revision_and_missing_path_stop_the_plan(repo: Path) -> None:
         plan("prompts", ArtifactType.PROMPT, repo_root=repo, git_revision="HEAD", base_revision="deadbeef")
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         plan("no-such-dir", ArtifactType.PROMPT, repo_root=repo, git_revision=None, base_revision=None)
+
+
+def test_a_path_without_artifacts_of_the_type_stops_the_plan(repo: Path) -> None:
+    """Zero artifacts would make a run that checks nothing and ends Succeeded."""
+    with pytest.raises(PlanError, match="no model-config artifacts under 'prompts'"):
+        plan("prompts", ArtifactType.MODEL_CONFIG, repo_root=repo, git_revision=None, base_revision=None)

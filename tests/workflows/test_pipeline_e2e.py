@@ -44,12 +44,12 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert first.exit_code == 0, first.output
     gitops = source / ".promptci" / "gitops.git"
     kustomization = yaml.safe_load(git(gitops, "show", "main:environments/dev/kustomization.yaml"))
-    assert len(kustomization["resources"]) == 6
+    assert len(kustomization["resources"]) == 8  # 6 prompts + faq-answer (Prompty) + commit-message (Dotprompt)
     head = git(gitops, "rev-parse", "main")
     assert head[:12] in first.output and "promoted      ticket-classifier" in first.output
     store = source / ".promptci" / "store"
     first_summary = (store / "runs" / "first" / "summary.md").read_text()
-    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 6
+    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 8
 
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
