@@ -29,7 +29,7 @@ from steps.datasets import load_dataset
 from steps.eval_results import EvalResult, ResultsError, load_result, parse_results
 from steps.eval_types import Spec, SpecError, guardrail_spec, rag_spec
 from steps.gates import Verdict, judge
-from steps.model_refs import RefError, ResolvedModel, dependents, resolve_model, split_dataset
+from steps.model_refs import RefError, ResolvedModel, dependents, gated_by, resolve_model, split_dataset
 from steps.providers import Mode, ProviderConfigError, provider_mode
 from steps.providers.live import live_provider, provider_hosts
 from steps.providers.recordings import (
@@ -352,11 +352,10 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     spec = _spec(item, af, mode, repo_root, work_dir)
     # A model-config is judged by the gates of each prompt that uses it, against that prompt's baseline
     # (the prompt as promoted, under the currently promoted config).
-    gated_id, base_id, base_ds = item.artifact_id, item.artifact_id, item.dataset
+    base_id, base_ds = item.artifact_id, item.dataset
     if spec.judged_against is not None:
-        gated_id = base_id = spec.judged_against
-        base_ds = split_dataset(item.dataset)[1]
-    th = config.for_artifact(gated_id).thresholds_for(target_env)
+        base_id, base_ds = split_dataset(item.dataset)
+    th = config.for_artifact(gated_by(item.artifact_type, item.artifact_id, item.dataset)).thresholds_for(target_env)
     result, files, cached, cache_key = _evaluate(item, spec, th, mode, store=store, work_dir=work_dir,
                                                  no_cache=no_cache)
     b.result = result

@@ -25,6 +25,7 @@ from steps.gates import judge
 from steps.gitops.configmaps import ArtifactConfigMap
 from steps.gitops.gitops import Clone
 from steps.gitops.layout import one_line, read_environment, write_environment_file
+from steps.model_refs import gated_by
 from steps.promotion.baselines import live_datasets, write_content_records
 from steps.promotion.candidates import Candidate
 from steps.promotion.source import Source, when
@@ -96,10 +97,11 @@ class Attempt:
         return self._baselines[k]
 
     def _thresholds(self, c: Candidate, current: ArtifactConfigMap | None) -> None:
-        th = self.config.for_artifact(c.outcome.artifact_id).thresholds_for(self.env)
         for rec in c.records:
             if rec.result is None:
                 continue  # already refused by the results gate (candidates.py): nothing was measured
+            gated = gated_by(rec.branch.artifact_type, rec.branch.artifact_id, rec.branch.dataset)
+            th = self.config.for_artifact(gated).thresholds_for(self.env)
             base = self._baseline(rec.branch.artifact_id, rec.branch.dataset, current) if current else None
             if isinstance(base, str):
                 c.refuse("thresholds", f"{rec.branch.artifact_id}/{rec.branch.dataset}: {base}")
