@@ -9,9 +9,11 @@ is missing, the store failed...). Fail closed: anything unexpected is an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from steps.contracts import NO_DATASET, BranchResult, EvalItem
 from steps.datasets import load_dataset
 from steps.eval_results import EvalResult, ResultsError, load_result, parse_results
 from steps.gates import Verdict, judge
-from steps.providers import Mode, ProviderConfigError, provider_mode
+from steps.providers import Mode, ProviderConfigError, answered_live, local_model, provider_mode, recording
 from steps.providers.live import live_provider, provider_hosts
 from steps.providers.recordings import (
     JS_PROVIDER,
@@ -47,8 +49,16 @@ MODEL_GRADED = frozenset({"llm-rubric", "model-graded-closedqa", "factuality", "
                           "context-faithfulness", "context-recall", "context-relevance", "similar"})
 
 
+# A live call that never reached the model (the server was down or went away): worth another attempt.
+CONNECTION_FAILURE = re.compile(r"ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|other side closed|fetch failed")
+
+
 class BranchError(Exception):
     """Something that makes the branch an error (fail closed); the message is the reason."""
+
+
+class TransientBranchError(BranchError):
+    """An error another attempt may clear (the local model server restarting): the step exits 75."""
 
 
 @dataclass
@@ -109,7 +119,7 @@ def _providers(art: PromptArtifact, mode: Mode, repo_root: Path) -> tuple[str, d
         raise BranchError(f"model '{art.model}' is not in the model catalog (config/models.yaml)")
     canonical, entry = resolved
     pkey = params_key(art.parameters)
-    if mode == "recorded":
+    if not answered_live(mode, entry.provider):
         base = {"recordings_dir": str(recordings_dir(repo_root)), "artifact_id": art.id, "model": canonical,
                 "params_key": pkey}
         target = {"id": f"file://{JS_PROVIDER}", "label": f"recorded:{canonical}",
@@ -128,6 +138,32 @@ def _providers(art: PromptArtifact, mode: Mode, repo_root: Path) -> tuple[str, d
     return canonical, target, grader, provider_hosts(entry) + provider_hosts(grader_model[1])
 
 
+@contextlib.contextmanager
+def _local_server(target: dict[str, Any], grader: dict[str, Any], work_dir: Path) -> Any:
+    """Point the providers served by the bundled model at a ready server for the block.
+
+    The run's server (``$PROMPTCI_LOCAL_BASE_URL``) is used when there is one;
+    otherwise this branch starts its own and stops it afterwards. Either way the
+    readiness probe answers before promptfoo starts; a server that does not come
+    up in time is a transient error (exit 75), as is one that dies mid-eval.
+    """
+    served = [p for p in (target, grader) if local_model.is_local(p)]
+    if not served:
+        yield
+        return
+    env = dict(os.environ)
+    try:
+        with local_model.serving(env, log_path=work_dir / "local-model.log"):
+            url = env[local_model.URL_ENV]
+            if not local_model.wait_ready(url, local_model.ready_timeout()):
+                raise TransientBranchError(f"the local model server at {url} is not answering /v1/models")
+            for p in served:
+                p["config"]["apiBaseUrl"] = url
+            yield
+    except local_model.LocalModelError as exc:
+        raise BranchError(str(exc)) from exc
+
+
 def _grader_model(canonical: str) -> str:
     """Return the grader model for live runs: ``$PROMPTCI_GRADER_MODEL`` or the prompt's own model."""
     return os.environ.get("PROMPTCI_GRADER_MODEL") or canonical
@@ -139,8 +175,11 @@ def _put(store: ArtifactStore, key: str, data: bytes, ctype: str, b: _Branch) ->
 
 
 def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root: Path, artifact_id: str,
-            model: str, pkey: str) -> int:
-    """Write a recording per test from a live run's results.json; return how many were written."""
+            model: str, pkey: str, origin: dict[str, str]) -> int:
+    """Write a recording per test from a live run's results.json; return how many were written.
+
+    Each carries its ``origin`` (model, provider, when) and the token usage the provider reported.
+    """
     doc = json.loads(result_path.read_text())
     rows = sorted(doc["results"]["results"], key=lambda r: r.get("testIdx", 0))
     by_test: dict[int, list[dict[str, Any]]] = {}
@@ -149,13 +188,19 @@ def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root
         resp = r.get("response") or {}
         by_test.setdefault(idx, []).append(
             {"error": resp["error"]} if resp.get("error") else
-            {"output": resp.get("output", ""), "tokenUsage": resp.get("tokenUsage", {}),
+            {"output": resp.get("output", ""), "tokenUsage": _usage(resp.get("tokenUsage") or {}),
              "cost": r.get("cost", 0)})
+    stamp = {**origin, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for t in prepared:
         write_recording(recordings_dir(repo_root), artifact_id, model=model, params=pkey,
                         prompt=promptfoo.messages_prompt(t.messages), messages=t.messages,
-                        responses=by_test.get(t.index, []), test=t.description)
+                        responses=by_test.get(t.index, []), test=t.description, origin=stamp)
     return len(prepared)
+
+
+def _usage(usage: dict[str, Any]) -> dict[str, int]:
+    """Return promptfoo's token usage reduced to what a recording replays (prompt, completion, total)."""
+    return {k: int(usage.get(k) or 0) for k in ("prompt", "completion", "total")}
 
 
 def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThresholds, *, repo_root: Path,
@@ -170,23 +215,25 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
         mode = provider_mode()
     except ProviderConfigError as exc:
         raise BranchError(str(exc)) from exc
+    canonical, target, grader, hosts = _providers(art, mode, repo_root)
+    live = not str(target["id"]).startswith("file://")
+    record = live and recording()
     graded = sorted({a["type"].removeprefix("not-") for t in prepared for a in t.assertions} & MODEL_GRADED)
-    if graded and mode == "recorded":
+    if graded and not live:
         raise BranchError(f"{af.rel_path}: dataset '{item.dataset}' uses model-graded assertions "
                           f"({', '.join(graded)}); the recorded provider cannot serve grader calls, "
                           "so they would never be checked. Run with PROMPTCI_PROVIDER=live")
-    canonical, target, grader, hosts = _providers(art, mode, repo_root)
     try:
         version = promptfoo.installed_version()
     except promptfoo.PromptfooMissing as exc:
         raise BranchError(str(exc)) from exc
     key = eval_cache.cache_key({
         "content": item.content_hash, "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}),
-        "model": canonical, "mode": "live" if mode == "record" else mode, "target": target, "grader": grader,
-        "promptfoo": version, "repeats": th.repeats,
-        "recordings": recordings_digest(recordings_dir(repo_root), art.id) if mode == "recorded" else None,
+        "model": canonical, "mode": "live" if live else "recorded", "target": local_model.cache_view(target),
+        "grader": local_model.cache_view(grader), "promptfoo": version, "repeats": th.repeats,
+        "recordings": None if live else recordings_digest(recordings_dir(repo_root), art.id),
     })
-    if not no_cache and mode != "record":
+    if not no_cache and not record:
         hit = eval_cache.lookup(store, item.artifact_id, item.dataset, key)
         if hit is not None:
             try:
@@ -195,13 +242,14 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
                 log.warning("ignoring a bad cache entry: %s", exc)
     work_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = work_dir / "promptfooconfig.json"
-    promptfoo.write_json(cfg_path, promptfoo.build_config(
-        description=f"{item.artifact_id} / {item.dataset}", tests=prepared, provider=target, grader=grader))
     for name in promptfoo.OUTPUTS.values():
         (work_dir / name).unlink(missing_ok=True)
-    proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
-                                   no_cache=no_cache or mode == "record",
-                                   timeout_s=th.timeout_seconds, env=promptfoo.promptfoo_env(work_dir, hosts))
+    with _local_server(target, grader, work_dir):
+        promptfoo.write_json(cfg_path, promptfoo.build_config(
+            description=f"{item.artifact_id} / {item.dataset}", tests=prepared, provider=target, grader=grader))
+        proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
+                                       no_cache=no_cache or record, timeout_s=th.timeout_seconds,
+                                       env=promptfoo.promptfoo_env(work_dir, hosts))
     if proc.timed_out:
         raise BranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was killed")
     results_path = work_dir / promptfoo.OUTPUTS["results"]
@@ -218,8 +266,12 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
         p = work_dir / promptfoo.OUTPUTS[out]
         if p.exists():
             files[name] = p.read_bytes()
-    if mode == "record":
-        _record(results_path, prepared, repo_root, art.id, canonical, params_key(art.parameters))
+    lost = [e for e in result.errors if live and CONNECTION_FAILURE.search(e)]
+    if lost:
+        raise TransientBranchError(f"the model could not be reached ({len(lost)} call(s)): {lost[0]}")
+    if record:
+        _record(results_path, prepared, repo_root, art.id, canonical, params_key(art.parameters),
+                origin={"model": canonical, "provider": str(target["id"])})
     expected = len(prepared) * th.repeats
     runs = sum(len(t.runs) for t in result.tests)
     if runs == 0:
@@ -243,6 +295,8 @@ def run_branch(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str 
     try:
         return _run(item, b, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
                     store=store, work_dir=work_dir, no_cache=no_cache)
+    except TransientBranchError as exc:
+        return _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys, retryable=True)
     except BranchError as exc:
         return _result(item, "error", reasons=[str(exc)], report_keys=b.report_keys)
     except StoreError as exc:
@@ -304,4 +358,5 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     return _result(item, status, pass_rate=verdict.pass_rate, metric_scores=verdict.metric_scores,
                    tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
                    baseline_pass_rate=verdict.baseline_pass_rate, reasons=reasons, cached=cached,
+                   runs_total=sum(len(t.runs) for t in result.tests), authored_runs=result.authored_runs,
                    report_keys=b.report_keys)

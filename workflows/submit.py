@@ -274,10 +274,6 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
     """
-    from workflows.runner.progress import print_summary
-    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
-    from workflows.templates import build_template
-
     settings = _settings(config_path)
     values = _parse_params(params)
     if no_cache:
@@ -290,6 +286,24 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     env = dict(os.environ)
     if config_path:
         env["PROMPTCI_CONFIG"] = str(Path(config_path).resolve())
+    from steps.providers.local_model import LocalModelError, serving_for_run
+
+    try:
+        with serving_for_run(env, root / ".promptci" / "local-model.log"):
+            failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, env)
+    except LocalModelError as exc:
+        _fail([f"run: {exc}"], 2)
+    if failed:
+        sys.exit(1)
+
+
+def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
+               approve: bool, parallelism: int | None, env: dict[str, str]) -> list[str]:
+    """Run the pipeline of each artifact type in turn; return the types whose run did not succeed."""
+    from workflows.runner.progress import print_summary
+    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
+    from workflows.templates import build_template
+
     failed = []
     for i, t in enumerate(chosen):
         manifest = build_template(ArtifactType(t), settings).to_dict()
@@ -308,8 +322,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             failed.append(t)
         if i + 1 < len(chosen):
             click.echo()
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 def _mount_commands() -> None:
