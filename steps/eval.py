@@ -175,7 +175,7 @@ def _put(store: ArtifactStore, key: str, data: bytes, ctype: str, b: _Branch) ->
 
 
 def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root: Path, artifact_id: str,
-            model: str, pkey: str, origin: dict[str, str]) -> int:
+            model: str, pkey: str, origin: dict[str, str], extra: dict[str, str]) -> int:
     """Write a recording per test from a live run's results.json; return how many were written.
 
     Each carries its ``origin`` (model, provider, when) and the token usage the provider reported.
@@ -194,7 +194,7 @@ def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root
     for t in prepared:
         write_recording(recordings_dir(repo_root), artifact_id, model=model, params=pkey,
                         prompt=promptfoo.messages_prompt(t.messages), messages=t.messages,
-                        responses=by_test.get(t.index, []), test=t.description, origin=stamp)
+                        responses=by_test.get(t.index, []), test=t.description, origin=stamp, extra=extra)
     return len(prepared)
 
 
@@ -270,8 +270,10 @@ def _evaluate(item: EvalItem, af: ArtifactFile, art: PromptArtifact, th: EvalThr
     if lost:
         raise TransientBranchError(f"the model could not be reached ({len(lost)} call(s)): {lost[0]}")
     if record:
+        via = "local/" if local_model.is_local(target) else ""
         _record(results_path, prepared, repo_root, art.id, canonical, params_key(art.parameters),
-                origin={"model": canonical, "provider": str(target["id"])})
+                origin={"model": canonical, "provider": f"{via}{target['id']}"},
+                extra={"source": af.rel_path, "dataset": item.dataset})
     expected = len(prepared) * th.repeats
     runs = sum(len(t.runs) for t in result.tests)
     if runs == 0:

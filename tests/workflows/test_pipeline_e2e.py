@@ -44,20 +44,23 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert first.exit_code == 0, first.output
     gitops = source / ".promptci" / "gitops.git"
     kustomization = yaml.safe_load(git(gitops, "show", "main:environments/dev/kustomization.yaml"))
-    assert len(kustomization["resources"]) == 6
+    assert len(kustomization["resources"]) == 8
     head = git(gitops, "rev-parse", "main")
     assert head[:12] in first.output and "promoted      ticket-classifier" in first.output
     store = source / ".promptci" / "store"
     first_summary = (store / "runs" / "first" / "summary.md").read_text()
-    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 6
+    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 8
+    # the two local-model samples replay recordings a model gave; the others are hand-written answers
+    assert "| `order-lookup` | golden | 100.0% | — | 3/3 | no | 0/3 |" in first_summary
+    assert "| `summarizer` | golden | 100.0% | — | 2/2 | no | 2/2 |" in first_summary
 
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | yes |" in \
+    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | yes | 2/2 |" in \
         (store / "runs" / "cached" / "summary.md").read_text()
     assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | no |" in \
+    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | no | 2/2 |" in \
         (store / "runs" / "fresh" / "summary.md").read_text()
 
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,

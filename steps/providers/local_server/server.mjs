@@ -122,7 +122,7 @@ const server = http.createServer((req, res) => {
     job.then((out) => {
       if (requestLog) {
         fs.appendFileSync(requestLog, JSON.stringify({
-          pid: process.pid, ms: Date.now() - started, usage: out.usage,
+          pid: process.pid, port: server.address().port, ms: Date.now() - started, usage: out.usage,
         }) + '\n');
       }
       send(res, 200, out);
