@@ -190,7 +190,7 @@ class LocalServer:
             proc = subprocess.Popen(
                 ["node", str(SERVER_DIR / "server.mjs"), "--model", str(model), "--port", str(self.port),
                  "--threads", str(self.threads), "--name", MODEL_ID],
-                cwd=SERVER_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                cwd=SERVER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
         finally:
             if log is not subprocess.DEVNULL:
@@ -228,7 +228,7 @@ class LocalServer:
                 self.restarts += 1
                 print(f"local model server (pid {proc.pid}) exited {proc.returncode}; restarting on port "
                       f"{self.port} ({self.restarts}/{MAX_RESTARTS})", file=sys.stderr)
-                _reap_group(proc.pid)
+                self._kill()  # reap it and close its pipes
                 try:
                     self._spawn()
                 except LocalModelError as exc:
@@ -248,8 +248,10 @@ class LocalServer:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         _reap_group(proc.pid)
-        if proc.stdout:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def stop(self) -> None:
         """Stop the server (and its restarts) and wait until its process group is gone."""
@@ -315,8 +317,19 @@ def serving_for_run(env: MutableMapping[str, str], log_path: Path) -> Iterator[L
         yield None
         return
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with serving(env, log_path=log_path) as server:
-        yield server
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
+    try:
+        with serving(env, log_path=log_path) as server:
+            yield server
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the run cancels its steps and stops the server."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str]) -> int:

@@ -26,24 +26,10 @@ from typing import Any
 import pytest
 
 from steps.providers import local_model
+from tests.local_model_kit import require_local_model
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = ("order-lookup", "contact-extractor")
-
-
-def _require_local_model() -> None:
-    missing = []
-    try:
-        local_model.model_path()
-    except local_model.LocalModelError as exc:
-        missing.append(str(exc))
-    if not local_model.node_server_ready():
-        missing.append(f"node-llama-cpp is not installed in {local_model.SERVER_DIR}")
-    if missing:
-        msg = "; ".join(missing) + " (run `make setup-local-model`)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -53,7 +39,7 @@ def git(cwd: Path, *args: str) -> str:
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """Return a git checkout holding the two local-model sample prompts and their golden sets."""
-    _require_local_model()
+    require_local_model()
     src = tmp_path / "src"
     (src / "prompts").mkdir(parents=True)
     for name in SAMPLES:

@@ -9,7 +9,8 @@
 // Started and stopped by steps/providers/local_model.py; never by hand in a pipeline.
 //
 // usage: node server.mjs --model FILE [--port N] [--threads N] [--ctx N] [--name MODEL_ID]
-// Prints one JSON line {"listening": port, "model": name} on stdout when ready.
+// Prints one JSON line {"listening": port, "model": name} on stdout when ready, and exits when its
+// stdin closes (the launcher died), so it never outlives whoever started it.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -135,6 +136,9 @@ const server = http.createServer((req, res) => {
 server.listen(Number(args.port), '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ listening: server.address().port, model: modelName }) + '\n');
 });
+// The launcher holds our stdin open; when it goes away, even by SIGKILL, stdin ends and so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
     server.close();
