@@ -36,8 +36,10 @@ def _chat(base_url: str) -> dict[str, Any]:
 def _gone(pid: int, port: int) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    with socket.socket() as s:
+    with socket.socket() as s:  # SO_REUSEADDR: closed connections in TIME_WAIT don't count, a listener does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 def test_server_lifecycle(tmp_path: Path) -> None:

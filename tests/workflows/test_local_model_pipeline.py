@@ -85,8 +85,10 @@ def _assert_gone(calls: list[dict[str, Any]]) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     for port in {c["port"] for c in calls}:
-        with socket.socket() as s:
+        with socket.socket() as s:  # SO_REUSEADDR: connections in TIME_WAIT don't count, a listener does
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))  # raises OSError (address in use) if anything still listens
+            s.listen()
 
 
 @pytest.mark.slow
