@@ -112,3 +112,12 @@ def test_a_model_recording_is_never_overwritten_by_an_authored_answer(authored: 
     problems = _write(authored)
     assert len(problems) == 1 and "was recorded from a model" in problems[0]
     assert json.loads(path.read_text())["origin"]["model"] == "claude-haiku-4-5"
+
+
+def test_a_user_proxy_is_kept_but_never_used_for_loopback(tmp_path: Path) -> None:
+    from steps.promptfoo import promptfoo_env
+
+    env = promptfoo_env(tmp_path, ["api.openai.com", "127.0.0.1"],
+                        base={"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "git.corp"})
+    assert env["HTTPS_PROXY"] == "http://proxy.corp:3128"  # remote hosts still go through it
+    assert env["NO_PROXY"].split(",") == ["git.corp", "127.0.0.1"]
