@@ -118,12 +118,18 @@ const server = http.createServer((req, res) => {
       return;
     }
     const started = Date.now();
-    const job = queue.then(() => complete(body));
+    let generating = 0;
+    const job = queue.then(() => {
+      generating = Date.now();
+      return complete(body);
+    });
     queue = job.catch(() => {});
     job.then((out) => {
-      if (requestLog) {
+      if (requestLog) {  // ms: from arrival (queueing included); gen_ms: generating this answer only
+        const now = Date.now();
         fs.appendFileSync(requestLog, JSON.stringify({
-          pid: process.pid, port: server.address().port, ms: Date.now() - started, usage: out.usage,
+          pid: process.pid, port: server.address().port, ms: now - started, gen_ms: now - generating,
+          usage: out.usage,
         }) + '\n');
       }
       send(res, 200, out);
