@@ -5,8 +5,8 @@ real path an eval takes: promptfoo's ``openai:chat`` provider over HTTP to the N
 Side by side in one run, with 1 server thread and with 2 (``--threads``):
 
 * server start to ready (model load + readiness probe);
-* generation speed: completion tokens / milliseconds spent generating them (prompt evaluation
-  included, queueing excluded), from the server's request log;
+* speed: completion tokens, and prompt + completion tokens, per second of the server's time on
+  each request (prompt evaluation included, queueing excluded), from its request log;
 * per-test latency as promptfoo measured it (``latencyMs``), and the branch wall time;
 
 with the machine's load average (``os.getloadavg()``) before and after each configuration,
@@ -80,8 +80,10 @@ def measure(threads: int, root: Path) -> dict[str, Any]:
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     tokens = sum(c["usage"]["completion_tokens"] for c in calls)
     gen_ms = sum(c["gen_ms"] for c in calls)  # generation only: requests queue for the one context
+    processed = sum(c["usage"]["total_tokens"] for c in calls)
     return {"threads": threads, "ready_s": ready_s, "calls": len(calls), "completion_tokens": tokens,
             "tokens_per_s": tokens / (gen_ms / 1000) if gen_ms else 0.0,
+            "prompt_and_completion_tokens_per_s": processed / (gen_ms / 1000) if gen_ms else 0.0,
             "latency_ms_median": statistics.median(latencies), "latency_ms_max": max(latencies),
             "branch_wall_s_median": statistics.median(walls), "load_before": load_before, "load_after": _load()}
 
@@ -98,7 +100,8 @@ def main() -> None:
         two = measure(2, Path(tmp))
     rows = [("", "1 thread", "2 threads", "2 vs 1")]
     for key, fmt in (("ready_s", "{:.1f} s"), ("calls", "{}"), ("completion_tokens", "{}"),
-                     ("tokens_per_s", "{:.1f} tok/s"), ("latency_ms_median", "{:.0f} ms"),
+                     ("tokens_per_s", "{:.1f} tok/s"), ("prompt_and_completion_tokens_per_s", "{:.1f} tok/s"),
+                     ("latency_ms_median", "{:.0f} ms"),
                      ("latency_ms_max", "{:.0f} ms"), ("branch_wall_s_median", "{:.1f} s"),
                      ("load_before", "{}"), ("load_after", "{}")):
         a, b = one[key], two[key]
