@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_every_sample_format_loads():
     counts = {p.parent.name + p.suffix: len(load_dataset(p)) for p in (REPO / "evals").rglob("golden.*")}
     assert counts == {"support-reply.yaml": 3, "summarizer.jsonl": 2, "sql-generator.csv": 3,
-                      "ticket-classifier.json": 3, "rag-answer.yaml": 2}
+                      "ticket-classifier.json": 3, "rag-answer.yaml": 2,
+                      "order-lookup.yaml": 3, "contact-extractor.yaml": 3}
 
 
 def test_csv_expectations_become_assertions():
