@@ -49,8 +49,9 @@ def critical_path(manifest: dict[str, Any], result: RunResult) -> float:
 
 
 def overhead(manifest: dict[str, Any], params: dict[str, str], repo: Path, runs: Path,
-             approve: bool = False) -> tuple[RunResult, float, float]:
-    result = run_template(manifest, params, repo_root=repo, runs_dir=runs, approve=approve)
+             approve: bool = False, configmaps: dict[str, dict[str, str]] | None = None
+             ) -> tuple[RunResult, float, float]:
+    result = run_template(manifest, params, repo_root=repo, runs_dir=runs, approve=approve, configmaps=configmaps)
     cp = critical_path(manifest, result)
     return result, result.duration_seconds, cp
 
@@ -59,7 +60,8 @@ def samples_overhead(runs: Path) -> str:
     if not (ROOT / "node_modules" / "promptfoo").exists():
         return "samples: skipped (promptfoo not installed: npm ci --omit=optional)"
     from config.artifacts import ArtifactType
-    from workflows.templates import PipelineSettings, build_template
+    from config.policy import trusted_policy_text
+    from workflows.templates import POLICY_CONFIGMAP, PipelineSettings, build_template
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
@@ -75,7 +77,8 @@ def samples_overhead(runs: Path) -> str:
         subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
                         "commit", "-q", "-m", "samples"], check=True)
         manifest = build_template(ArtifactType.PROMPT, PipelineSettings.load()).to_dict()
-        result, wall, cp = overhead(manifest, {"repo-url": str(repo)}, repo, runs)
+        policy = {POLICY_CONFIGMAP: {"pipeline.yaml": trusted_policy_text(repo)[0]}}  # what `run` mounts
+        result, wall, cp = overhead(manifest, {"repo-url": str(repo)}, repo, runs, configmaps=policy)
         return (f"samples (prompt pipeline, {sum(1 for n in result.nodes if n.task == 'eval')} eval branches, "
                 f"{result.status}): wall {wall:.2f}s, critical path {cp:.2f}s, overhead {wall - cp:.2f}s")
 

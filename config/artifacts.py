@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -255,7 +255,17 @@ def gh_evaluator_assertion(ev: GHEvaluator) -> Assertion:
 # ------------------------------------------------------------- other artifact types
 
 
+MODEL_CONFIG_REF = "config:"
+
+
+def model_config_ref(model: str) -> str | None:
+    """Return the model-config id a prompt's ``model: config:<id>`` names, or None for a direct model id."""
+    return model[len(MODEL_CONFIG_REF):] if model.startswith(MODEL_CONFIG_REF) else None
+
+
 class ModelConfigArtifact(ArtifactHeader):
+    """A model and its parameters, shared by the prompts that say ``model: config:<id>``."""
+
     kind: Literal["model-config"]
     model: str
     parameters: ModelParameters = Field(default_factory=ModelParameters)
@@ -266,9 +276,16 @@ class RagIndex(Strict):
     name: str = Field(min_length=1)
     backend: Literal["pgvector", "qdrant", "weaviate", "pinecone", "opensearch", "faiss", "chroma"]
     namespace: str | None = None
+    type: Literal["vector", "lexical"] = Field(default="vector", description="vector: embeddings; lexical: BM25")
 
 
 class RagConfigArtifact(ArtifactHeader):
+    """Retrieval settings. ``chunk_size``/``chunk_overlap`` count tokens of the embedding model's encoding.
+
+    ``index.type`` picks the retriever the eval builds: ``lexical`` (BM25) or
+    ``vector`` (embeddings from ``embedding_model``).
+    """
+
     kind: Literal["rag-config"]
     embedding_model: str
     chunk_size: int = Field(gt=0, le=32768)
@@ -276,6 +293,7 @@ class RagConfigArtifact(ArtifactHeader):
     top_k: int = Field(gt=0, le=1000)
     index: RagIndex
     generator_prompt: str | None = None
+    evals: list[DatasetRef] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> RagConfigArtifact:
@@ -293,6 +311,9 @@ class GuardrailRule(Strict):
                              "jailbreak", "prompt-injection", "secrets", "off-topic"]] = Field(
         default_factory=list)
     action: Literal["block", "redact", "warn", "log"]
+    validators: list[Literal["luhn"]] = Field(default_factory=list,
+                                              description="a pattern match counts only when these checks pass")
+    replacement: str | None = Field(default=None, description="redaction text; default [REDACTED:<rule id>]")
 
     @field_validator("patterns")
     @classmethod
@@ -311,10 +332,27 @@ class GuardrailRule(Strict):
         return self
 
 
+class GuardrailClassifier(Strict):
+    """The model that judges category-only rules (no patterns), through the configured provider."""
+
+    model: str
+    parameters: ModelParameters = Field(default_factory=ModelParameters)
+
+
 class GuardrailPolicyArtifact(ArtifactHeader):
     kind: Literal["guardrail-policy"]
     default_action: Literal["allow", "block"] = "allow"
     rules: list[GuardrailRule] = Field(min_length=1)
+    classifier: GuardrailClassifier | None = None
+    evals: list[DatasetRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _classifier_when_needed(self) -> GuardrailPolicyArtifact:
+        needs = [r.id for r in self.rules if not r.patterns]
+        if needs and self.classifier is None:
+            raise ValueError(f"rules {', '.join(needs)} have categories but no patterns, so a classifier "
+                             "judges them: set `classifier: {model: ...}`")
+        return self
 
 
 Artifact = PromptArtifact | ModelConfigArtifact | RagConfigArtifact | GuardrailPolicyArtifact
@@ -374,3 +412,64 @@ def from_github_models(gh: GitHubModelsPrompt, artifact_id: str) -> PromptArtifa
         tests=tests,
         json_schema=json_schema,
     )
+
+
+# ------------------------------------------------- golden data of the other types
+
+
+class GuardrailCase(Strict):
+    """A golden guardrail case: a text (input, and optionally a model output) and the expected decision."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    description: str = Field(min_length=1)
+    input: str | None = None
+    output: str | None = None
+    expected: Literal["allow", "block", "redact"]
+    redacted: str | None = Field(default=None, description="the expected redacted text (redact cases)")
+    category: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                          description="the category the case exercises; benign look-alikes carry the "
+                                      "category they imitate")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GuardrailCase:
+        if self.input is None and self.output is None:
+            raise ValueError("a case needs an input, an output, or both")
+        if self.expected == "redact" and self.redacted is None:
+            raise ValueError("a redact case needs the expected `redacted` text")
+        if self.expected != "redact" and self.redacted is not None:
+            raise ValueError("`redacted` is only for cases expected to be redacted")
+        return self
+
+
+class RagDocument(Strict):
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    title: str | None = None
+
+
+class RagQuery(Strict):
+    description: str | None = None
+    query: str = Field(min_length=1)
+    relevant: list[str] = Field(min_length=1, description="ids of the documents that answer the query")
+    answer: str | None = None
+
+
+class RagDataset(Strict):
+    """A RAG golden set: a corpus of documents and queries with their relevant document ids."""
+
+    documents: list[RagDocument] = Field(min_length=1)
+    queries: list[RagQuery] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> RagDataset:
+        ids = [d.id for d in self.documents]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate document ids: {', '.join(dupes)}")
+        known = set(ids)
+        for i, q in enumerate(self.queries):
+            unknown = [r for r in q.relevant if r not in known]
+            if unknown:
+                raise ValueError(f"queries[{i}] names unknown documents: {', '.join(unknown)}")
+        return self

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from config.problems import Problem
 from config.validation import problems_from_error, validate_loaded
-from config.yamlio import Loaded, LoadError, load_file
+from config.yamlio import Loaded, LoadError, load_file, parse_text
 
 DEFAULT_CONFIG = Path(__file__).with_name("pipeline.yaml")
 
@@ -39,6 +39,17 @@ class EvalThresholds(_Strict):
                                description="a test passes when at least k of `repeats` runs pass; "
                                            "default: all of them")
     timeout_seconds: int = Field(default=600, gt=0, description="kill promptfoo after this long")
+    # Gates of the other artifact types (None: not gated). See steps.gates.type_gate_reasons.
+    min_recall: float | None = Field(default=None, ge=0, le=1,
+                                     description="guardrail-policy: minimum recall on cases that must be "
+                                                 "blocked or redacted, overall and per category")
+    max_false_positive_rate: float | None = Field(default=None, ge=0, le=1,
+                                                  description="guardrail-policy: maximum share of benign cases "
+                                                              "intercepted, overall and per category")
+    min_recall_at_k: float | None = Field(default=None, ge=0, le=1,
+                                          description="rag-config: minimum mean recall@k over the queries")
+    min_mrr: float | None = Field(default=None, ge=0, le=1,
+                                  description="rag-config: minimum mean reciprocal rank over the queries")
 
     @model_validator(mode="after")
     def _k_le_n(self) -> EvalThresholds:
@@ -67,6 +78,10 @@ class EnvironmentGate(_Strict):
     min_scores: dict[str, float] = Field(default_factory=dict)
     max_regression: float | None = Field(default=None, ge=0, le=1)
     manual_approval: bool = False
+    min_recall: float | None = Field(default=None, ge=0, le=1)
+    max_false_positive_rate: float | None = Field(default=None, ge=0, le=1)
+    min_recall_at_k: float | None = Field(default=None, ge=0, le=1)
+    min_mrr: float | None = Field(default=None, ge=0, le=1)
 
 
 class PromotionConfig(_Strict):
@@ -170,6 +185,12 @@ class ResolvedConfig(_Strict):
             data["max_regression"] = min(data["max_regression"], gate.max_regression)
         for k, v in gate.min_scores.items():
             data["min_scores"][k] = max(data["min_scores"].get(k, 0.0), v)
+        for name in ("min_recall", "min_recall_at_k", "min_mrr"):  # a minimum only rises
+            if getattr(gate, name) is not None:
+                data[name] = max(data[name] or 0.0, getattr(gate, name))
+        if gate.max_false_positive_rate is not None:  # a maximum only falls
+            current = data["max_false_positive_rate"]
+            data["max_false_positive_rate"] = min(1.0 if current is None else current, gate.max_false_positive_rate)
         return EvalThresholds.model_validate(data)
 
 
@@ -248,6 +269,22 @@ def load_pipeline_config(path: Path | str | None = None) -> PromptPipelineConfig
         loaded = load_file(p)
     except LoadError as exc:
         raise ConfigError(exc.problems) from exc
+    return _validated(loaded)
+
+
+def load_pipeline_text(text: str, display: str) -> PromptPipelineConfig:
+    """Return the validated config parsed from ``text`` (e.g. ``git show ref:config/pipeline.yaml``).
+
+    ``display`` names the source in problems. Raises ConfigError like ``load_pipeline_config``.
+    """
+    try:
+        loaded = parse_text(text, display)
+    except LoadError as exc:
+        raise ConfigError(exc.problems) from exc
+    return _validated(loaded)
+
+
+def _validated(loaded: Loaded) -> PromptPipelineConfig:
     cfg, problems = validate_loaded(PromptPipelineConfig, loaded)
     if cfg is None:
         raise ConfigError(problems)

@@ -57,20 +57,20 @@ class ArtifactFile:
 
     @property
     def datasets(self) -> list[str]:
-        """Return the dataset names to evaluate: named files, ``inline`` for embedded tests."""
-        if not isinstance(self.artifact, PromptArtifact):
-            return []
-        names = [d.name for d in self.artifact.evals]
-        if self.artifact.tests:
+        """Return the dataset names to evaluate: named files, ``inline`` for a prompt's embedded tests.
+
+        A model-config has none of its own: its datasets are those of the prompts that use it (plan).
+        """
+        names = [d.name for d in getattr(self.artifact, "evals", [])]
+        if isinstance(self.artifact, PromptArtifact) and self.artifact.tests:
             names.append("inline")
         return names
 
     def dataset_path(self, name: str) -> Path | None:
         """Return the file of dataset ``name`` (None for ``inline`` or an unknown name)."""
-        if isinstance(self.artifact, PromptArtifact):
-            for d in self.artifact.evals:
-                if d.name == name:
-                    return self.root / d.path
+        for d in getattr(self.artifact, "evals", []):
+            if d.name == name:
+                return self.root / d.path
         return None
 
 

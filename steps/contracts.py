@@ -13,10 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The dataset name of an eval item for an artifact that has no golden data (model/RAG configs,
-# guardrail policies): eval passes it explicitly; lint and validate are its gates.
-NO_DATASET = "none"
-
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from config.artifacts import ASSERTION_TYPES, TestCase
+from config.artifacts import ASSERTION_TYPES, GuardrailCase, RagDataset, TestCase
 from config.problems import Problem
 from config.validation import problems_from_error
 from config.yamlio import MAX_FILE_BYTES, Loaded, LoadError, memo_by_file, parse_text, read_text
@@ -143,3 +143,69 @@ def _read_dataset(path: Path, shown: str) -> DatasetFile:
     if problems:
         raise LoadError(problems)
     return DatasetFile(tests, loaded, prefix)
+
+
+# ------------------------------------------------- guardrail cases and RAG golden sets
+
+GUARDRAIL_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
+RAG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _parsed(path: Path, shown: str, suffixes: tuple[str, ...]) -> Loaded:
+    text = read_text(path, shown)
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise LoadError([Problem(shown, 0, 0, "", f"unsupported dataset type '{suffix}'; "
+                                                  f"use one of {', '.join(suffixes)}")])
+    if suffix == ".jsonl":
+        return _jsonl_rows(text, shown)
+    return parse_text(text, shown, is_json=suffix == ".json")
+
+
+def read_guardrail_cases(path: Path, display: str | None = None) -> list[GuardrailCase]:
+    """Return the golden cases of a guardrail policy (a list, or ``{cases: [...]}``).
+
+    Raises LoadError with one problem per bad case; an empty file is an error (zero tests).
+    """
+    return _read_guardrail_cases(path, display or str(path))
+
+
+@memo_by_file
+def _read_guardrail_cases(path: Path, shown: str) -> list[GuardrailCase]:
+    loaded = _parsed(path, shown, GUARDRAIL_SUFFIXES)
+    data = loaded.data
+    prefix: tuple[str, ...] = ()
+    if isinstance(data, dict) and set(data) <= {"cases", "description"}:
+        data, prefix = data.get("cases"), ("cases",)
+    if not isinstance(data, list) or not data:
+        raise LoadError([loaded.problem(prefix, "a guardrail dataset must be a non-empty list of cases "
+                                                "(or a mapping with a 'cases' list)")])
+    cases: list[GuardrailCase] = []
+    problems: list[Problem] = []
+    for i, raw in enumerate(data):
+        try:
+            cases.append(GuardrailCase.model_validate(raw))
+        except ValidationError as exc:
+            problems += problems_from_error(loaded, exc, (*prefix, i))
+    descriptions = [c.description for c in cases]
+    for i, c in enumerate(cases):
+        if descriptions.index(c.description) != i:
+            problems.append(loaded.problem((*prefix, i, "description"),
+                                           f"duplicate case description '{c.description}'"))
+    if problems:
+        raise LoadError(problems)
+    return cases
+
+
+def read_rag_dataset(path: Path, display: str | None = None) -> RagDataset:
+    """Return a RAG golden set (``documents`` and ``queries``); raise LoadError with one problem per field."""
+    return _read_rag_dataset(path, display or str(path))
+
+
+@memo_by_file
+def _read_rag_dataset(path: Path, shown: str) -> RagDataset:
+    loaded = _parsed(path, shown, RAG_SUFFIXES)
+    try:
+        return RagDataset.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise LoadError(problems_from_error(loaded, exc)) from exc

@@ -100,6 +100,9 @@ class EvalResult(_Model):
     cost: float = 0.0
     latency_ms_avg: float = 0.0
     duration_s: float = 0.0
+    judged_against: dict[str, Any] | None = Field(
+        default=None, description="model-config branches: the prompt baseline (store key and content hash) "
+                                  "the config was judged against; promote keeps it with the config's baseline")
 
     @property
     def authored_runs(self) -> int:

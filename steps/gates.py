@@ -76,6 +76,7 @@ def judge(result: EvalResult, thresholds: EvalThresholds, baseline: EvalResult |
             v.reasons.append(f"metric '{metric}' has a minimum of {minimum:g} but no test reported it")
         elif got + EPSILON < minimum:
             v.reasons.append(f"metric '{metric}' scored {got:.3f}, below the minimum {minimum:g}")
+    v.reasons += type_gate_reasons(scores, thresholds)
     if baseline is not None:
         v.baseline_pass_rate = baseline.pass_rate(k)
         v.baseline_metric_scores = baseline.metric_scores()
@@ -102,3 +103,51 @@ def judge(result: EvalResult, thresholds: EvalThresholds, baseline: EvalResult |
                 v.newly_passing.append(_change(b, t))
     v.passed = not v.reasons
     return v
+
+
+# Metric names the guardrail and RAG evals report (promptfoo named scores). Every one is
+# "higher is better", so the generic per-metric regression check above applies to them too;
+# a guardrail's false-positive rate is reported as specificity = 1 - false-positive rate.
+RECALL, SPECIFICITY = "recall", "specificity"
+RECALL_AT_K, MRR, HIT_AT_K, NDCG_AT_K = "recall_at_k", "mrr", "hit_at_k", "ndcg_at_k"
+
+
+def _scoped(scores: dict[str, float], base: str) -> list[tuple[str, float]]:
+    """Return (label, score) for ``base`` and each ``base.<category>`` that was reported."""
+    out = [("overall" if name == base else f"category '{name.split('.', 1)[1]}'", score)
+           for name, score in sorted(scores.items()) if name == base or name.startswith(base + ".")]
+    return out
+
+
+def type_gate_reasons(scores: dict[str, float], th: EvalThresholds) -> list[str]:
+    """Return one reason per unmet guardrail or RAG gate (empty when all hold or none is set).
+
+    ``min_recall`` and ``max_false_positive_rate`` hold overall and for every category;
+    ``min_recall_at_k`` and ``min_mrr`` hold for the mean over the queries. A gate
+    whose metric was never reported fails: a gate that cannot be checked must not pass.
+    """
+    reasons: list[str] = []
+    if th.min_recall is not None:
+        got = _scoped(scores, RECALL)
+        if not got:
+            reasons.append(f"min_recall is {th.min_recall:g} but no case reported recall")
+        reasons += [f"recall {s:.3f} ({label}) is below min_recall {th.min_recall:g}"
+                    for label, s in got if s + EPSILON < th.min_recall]
+    if th.max_false_positive_rate is not None:
+        got = _scoped(scores, SPECIFICITY)
+        if not got:
+            reasons.append(f"max_false_positive_rate is {th.max_false_positive_rate:g} but no benign case "
+                           "was evaluated")
+        reasons += [f"false-positive rate {1 - s:.3f} ({label}) is above max_false_positive_rate "
+                    f"{th.max_false_positive_rate:g}" for label, s in got
+                    if 1 - s > th.max_false_positive_rate + EPSILON]
+    for gate, metric, minimum in (("min_recall_at_k", RECALL_AT_K, th.min_recall_at_k),
+                                  ("min_mrr", MRR, th.min_mrr)):
+        if minimum is None:
+            continue
+        value = scores.get(metric)
+        if value is None:
+            reasons.append(f"{gate} is {minimum:g} but no query reported {metric}")
+        elif value + EPSILON < minimum:
+            reasons.append(f"{metric} {value:.3f} is below {gate} {minimum:g}")
+    return reasons

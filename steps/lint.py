@@ -10,15 +10,15 @@ validate's job (it runs in parallel, on the same files).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from config.artifacts import PromptArtifact, artifact_id_from_path
+from config.artifacts import GuardrailPolicyArtifact, PromptArtifact, RagConfigArtifact, artifact_id_from_path
 from config.problems import Problem
 from config.yamlio import LoadError
 from steps.artifact_files import ArtifactFile, discover, load_all, rel
 from steps.cli import check_command
-from steps.datasets import read_dataset
+from steps.datasets import read_dataset, read_guardrail_cases, read_rag_dataset
 
 
 def expand(paths: Sequence[str | Path], root: Path) -> tuple[list[Path], list[Problem]]:
@@ -40,13 +40,21 @@ SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 SAFE_PATH_HINT = "may only contain letters, digits, '.', '_', '-' and '/' (it is passed through Argo parameters)"
 
 
+# Each type's golden data has its own shape (steps.datasets).
+READERS: dict[type, Callable[[Path, str], object]] = {
+    PromptArtifact: read_dataset, GuardrailPolicyArtifact: read_guardrail_cases, RagConfigArtifact: read_rag_dataset}
+
+
 def _lint_datasets(art: ArtifactFile) -> list[Problem]:
-    assert isinstance(art.artifact, PromptArtifact)
-    problems: list[Problem] = []
     prompt = art.artifact
-    if not prompt.evals and not prompt.tests:
+    assert isinstance(prompt, PromptArtifact | GuardrailPolicyArtifact | RagConfigArtifact)
+    problems: list[Problem] = []
+    if not prompt.evals and not (isinstance(prompt, PromptArtifact) and prompt.tests):
         loc = ("testData",) if art.github_models else ("evals",)
-        problems.append(art.loaded.problem(loc, "prompt has no golden tests; add an eval dataset"))
+        what = "prompt has no golden tests" if isinstance(prompt, PromptArtifact) else \
+            f"{art.artifact_type.value} has no golden data (zero tests is an error)"
+        problems.append(art.loaded.problem(loc, f"{what}; add an eval dataset"))
+    read = READERS[type(prompt)]
     seen: set[str] = set()
     for i, ref in enumerate(prompt.evals):
         if ref.name in seen:
@@ -63,10 +71,11 @@ def _lint_datasets(art: ArtifactFile) -> list[Problem]:
             problems.append(art.loaded.problem(("evals", i, "path"), f"dataset file not found: {ref.path}"))
             continue
         try:
-            read_dataset(path, rel(path, art.root))
+            read(path, rel(path, art.root))
         except LoadError as exc:
             problems += exc.problems
-    if art.github_models and prompt.tests and not any(t.assert_ for t in prompt.tests):
+    gh_tests = prompt.tests if isinstance(prompt, PromptArtifact) and art.github_models else []
+    if gh_tests and not any(t.assert_ for t in gh_tests):
         problems.append(art.loaded.problem(("evaluators",), "testData has no evaluators: every test "
                                                             "would pass without checking anything"))
     return problems
@@ -90,7 +99,7 @@ def lint_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> list
         if other is not art:
             problems.append(art.loaded.problem(("id",), f"id '{art.artifact_id}' is already used by "
                                                         f"{other.rel_path}"))
-        if isinstance(art.artifact, PromptArtifact):
+        if isinstance(art.artifact, PromptArtifact | GuardrailPolicyArtifact | RagConfigArtifact):
             problems += _lint_datasets(art)
     return problems
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from config.artifacts import ArtifactType
-from steps.artifact_files import discover, load_artifact
-from steps.contracts import NO_DATASET, EvalItem
+from config.artifacts import ArtifactType, PromptArtifact, model_config_ref
+from steps.artifact_files import ArtifactFile, discover, load_artifact
+from steps.contracts import EvalItem
+from steps.model_refs import RefError, dependents, find_model_config
 
 ZERO_SHA = frozenset("0")
 
@@ -50,14 +51,57 @@ def is_no_base(base_revision: str | None) -> bool:
     return not base_revision or not base_revision.strip() or set(base_revision.strip()) <= ZERO_SHA
 
 
+class NoGoldenData(PlanError):
+    """An artifact that nothing would evaluate: zero tests is an error for every type."""
+
+
+def _items(art: ArtifactFile, root: Path, changed: set[Path] | None) -> list[EvalItem]:
+    """Return the eval items of one artifact, or [] when neither it nor its golden data changed.
+
+    A model-config is evaluated through the datasets of every prompt that uses it
+    (dataset ``<prompt-id>/<dataset>``); it counts as changed when its own file
+    changed (a dependent prompt's change plans that prompt, not the config).
+    """
+    if art.artifact_type is ArtifactType.MODEL_CONFIG:
+        users = dependents(root, art.artifact_id)
+        datasets = [f"{p.artifact_id}/{d}" for p in users for d in p.datasets]
+        touched = {art.path.resolve()}
+        what = f"no prompt uses it (model: config:{art.artifact_id}), so nothing would evaluate it"
+    else:
+        datasets = art.datasets
+        touched = {art.path.resolve()} | {p.resolve() for d in datasets if (p := art.dataset_path(d)) is not None}
+        what = "it has no golden data (evals:)"
+        if art.artifact_type is ArtifactType.PROMPT:
+            touched |= _model_config_files(art, root)
+    if changed is not None and not touched & changed:
+        return []
+    if not datasets:
+        raise NoGoldenData(f"{art.rel_path}: {what}; zero tests is an error for every artifact type")
+    return [EvalItem(artifact_id=art.artifact_id, artifact_type=art.artifact_type.value, path=art.rel_path,
+                     dataset=d, content_hash=art.content_hash) for d in datasets]
+
+
+def _model_config_files(art: ArtifactFile, root: Path) -> set[Path]:
+    """Return the model-config file a prompt references (a changed config re-plans it), if any."""
+    assert isinstance(art.artifact, PromptArtifact)
+    ref = model_config_ref(art.artifact.model)
+    if ref is None:
+        return set()
+    try:
+        return {find_model_config(root, ref).path.resolve()}
+    except RefError:
+        return set()  # eval reports the broken reference
+
+
 def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, git_revision: str | None,
          base_revision: str | None) -> list[EvalItem]:
     """Return one EvalItem per changed artifact of ``artifact_type`` × dataset, sorted by path.
 
-    Artifacts without datasets give one item with dataset ``"none"`` (eval passes them
-    through explicitly). Deleted artifacts are absent from the checkout, so never planned.
-    Raises FileNotFoundError for a missing ``artifact_path``, LoadError for an unreadable
-    artifact and PlanError when git fails: a plan that cannot be made must stop the run.
+    Every type has golden data: an artifact without any (or a model-config no
+    prompt uses) raises NoGoldenData. Deleted artifacts are absent from the
+    checkout, so never planned. Raises FileNotFoundError for a missing
+    ``artifact_path``, LoadError for an unreadable artifact and PlanError when
+    git fails: a plan that cannot be made must stop the run.
     """
     root = repo_root.resolve()
     target = (root / artifact_path).resolve()
@@ -67,14 +111,6 @@ def plan(artifact_path: str, artifact_type: ArtifactType, *, repo_root: Path, gi
     items: list[EvalItem] = []
     for path in discover(target):
         art = load_artifact(path, root)
-        if art.artifact_type is not artifact_type:
-            continue
-        datasets = art.datasets
-        if changed is not None:
-            touched = {path.resolve()} | {p.resolve() for d in datasets if (p := art.dataset_path(d)) is not None}
-            if not touched & changed:
-                continue
-        for dataset in datasets or [NO_DATASET]:
-            items.append(EvalItem(artifact_id=art.artifact_id, artifact_type=artifact_type.value,
-                                  path=art.rel_path, dataset=dataset, content_hash=art.content_hash))
+        if art.artifact_type is artifact_type:
+            items += _items(art, root, changed)
     return items

@@ -71,14 +71,19 @@ def installed_version(home: Path = HOME) -> str:
 
 
 def messages_prompt(messages: list[dict[str, str]]) -> str:
-    """Return the prompt promptfoo sends: the rendered chat messages as JSON, braces escaped.
+    """Return the prompt promptfoo sends: the rendered chat messages as JSON, braces escaped (see escaped_json)."""
+    return escaped_json(messages)
+
+
+def escaped_json(value: Any) -> str:
+    """Return ``value`` as JSON with every brace inside a string escaped, safe from promptfoo's Nunjucks.
 
     promptfoo renders Nunjucks in variable values too, so ``{{`` or ``{%`` in a
     prompt or variable would be expanded. Escaping every brace inside JSON
     strings as ``\\u007b``/``\\u007d`` keeps the text literal (Nunjucks sees
     no tag) and providers decode it back to the original characters.
     """
-    text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     out = []
     in_string = escaped = False
     for ch in text:

@@ -12,7 +12,7 @@ import html
 
 from steps.contracts import BranchResult
 from steps.eval_results import EvalResult, TestOutcome
-from steps.gates import Verdict
+from steps.gates import HIT_AT_K, MRR, NDCG_AT_K, RECALL, RECALL_AT_K, SPECIFICITY, Verdict
 from steps.stores.store import ArtifactStore
 
 MAX_OUTPUT = 600
@@ -136,6 +136,26 @@ def _answers_line(authored: int, total: int) -> str:
             "not from a model.")
 
 
+def type_metrics(r: BranchResult) -> str:
+    """Return the headline metrics of a branch's type, for the summary (``—`` when it has none).
+
+    Guardrails: recall and false-positive rate overall, then per category;
+    RAG: recall@k, MRR, nDCG@k and hit@k; prompts and model-configs: their named metrics.
+    """
+    s = r.metric_scores
+    if r.artifact_type == "guardrail-policy":
+        parts = [f"recall {s[k]:.2f}" if k == RECALL else f"recall[{k.split('.', 1)[1]}] {s[k]:.2f}"
+                 for k in sorted(s) if k == RECALL or k.startswith(RECALL + ".")]
+        parts += [f"FPR {1 - s[k]:.2f}" if k == SPECIFICITY else f"FPR[{k.split('.', 1)[1]}] {1 - s[k]:.2f}"
+                  for k in sorted(s) if k == SPECIFICITY or k.startswith(SPECIFICITY + ".")]
+    elif r.artifact_type == "rag-config":
+        names = {RECALL_AT_K: "recall@k", MRR: "MRR", NDCG_AT_K: "nDCG@k", HIT_AT_K: "hit@k"}
+        parts = [f"{label} {s[k]:.2f}" for k, label in names.items() if k in s]
+    else:
+        parts = [f"{k} {v:.2f}" for k, v in sorted(s.items())]
+    return ", ".join(parts) or "—"
+
+
 def summary_markdown(results: list[BranchResult]) -> str:
     """Return the run summary across branches, written to be posted as a PR comment."""
     blocked = [r for r in results if r.status != "passed"]
@@ -144,13 +164,13 @@ def summary_markdown(results: list[BranchResult]) -> str:
             if results else "❌ No eval branch reported a result; promotion is blocked.")
     icon = {"passed": "✅", "failed": "❌", "error": "⚠️"}
     lines = ["## promptci eval", "", head, "",
-             "| | artifact | dataset | pass rate | baseline | tests | cached | authored answers |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| | artifact | type | dataset | pass rate | baseline | tests | metrics | cached | authored answers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.status == "passed", r.artifact_id, r.dataset)):
-        lines.append(f"| {icon[r.status]} {r.status} | `{_md(r.artifact_id)}` | {_md(r.dataset)} | "
-                     f"{_pct(r.pass_rate)} | {_pct(r.baseline_pass_rate)} | "
-                     f"{r.tests_passed}/{r.tests_total} | {'yes' if r.cached else 'no'} | "
-                     f"{r.authored_runs}/{r.runs_total} |")
+        lines.append(f"| {icon[r.status]} {r.status} | `{_md(r.artifact_id)}` | {r.artifact_type} | "
+                     f"{_md(r.dataset)} | {_pct(r.pass_rate)} | {_pct(r.baseline_pass_rate)} | "
+                     f"{r.tests_passed}/{r.tests_total} | {_md(type_metrics(r), 300)} | "
+                     f"{'yes' if r.cached else 'no'} | {r.authored_runs}/{r.runs_total} |")
     lines += ["", _answers_line(sum(r.authored_runs for r in results), sum(r.runs_total for r in results))]
     for r in blocked:
         lines += ["", f"**{_md(r.artifact_id)} / {_md(r.dataset)}** ({r.status})"]

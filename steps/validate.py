@@ -24,6 +24,7 @@ from config.artifacts import (
     ModelConfigArtifact,
     PromptArtifact,
     RagConfigArtifact,
+    model_config_ref,
 )
 from config.catalog import Catalog, ModelEntry, load_catalog
 from config.pipeline import PromptPipelineConfig, load_pipeline_config
@@ -33,6 +34,7 @@ from steps.artifact_files import ArtifactFile, load_all, rel
 from steps.cli import check_command
 from steps.datasets import DatasetFile, read_dataset
 from steps.lint import expand
+from steps.model_refs import RefError, resolve_model
 from steps.render import MissingVariable, render_messages, resolve_vars
 from steps.tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding
 
@@ -97,7 +99,16 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
                      cfg: PromptPipelineConfig) -> list[Problem]:
     problems: list[Problem] = []
     model_loc = ("model",)
-    problem, entry = _model(art, model_loc, prompt.model, catalog)
+    ref = model_config_ref(prompt.model)
+    if ref is None:
+        problem, entry = _model(art, model_loc, prompt.model, catalog)
+    else:  # model: config:<id> — the model-config's own model is what runs
+        try:
+            resolved = resolve_model(prompt, art.root)
+            problem, entry = _model(art, model_loc, resolved.model, catalog)
+            prompt = prompt.model_copy(update={"parameters": resolved.parameters})
+        except RefError as exc:
+            problem, entry = art.loaded.problem(model_loc, str(exc)), None
     if problem:
         problems.append(problem)
 

@@ -7,15 +7,20 @@ tests validate every document against the official Argo Events schema instead.
 
 Design: one EventSource per Git host (GitHub, GitLab, and a generic webhook for
 Gitea and similar), and one Sensor with a dependency + trigger per host ×
-artifact type. Per host because each host puts the clone URL elsewhere in the
-payload; per type because each type has its own WorkflowTemplate and directory.
-Every dependency carries :func:`workflows.trigger_filter.push_filter`, the same
-rule the local receiver applies.
+artifact type. Per host because each host puts the clone URL (and its commit
+total) elsewhere in the payload; per type because each type has its own
+WorkflowTemplate and directory. Every dependency carries
+:func:`workflows.webhooks.trigger_filter.push_filter` for its host, the same rule
+the local receiver applies (proven by tests/workflows/test_trigger_corpus.py).
+
+The manifests target Argo Events :data:`ARGO_EVENTS_VERSION` (every EventSource and the
+Sensor carry it as an annotation); tests/workflows/test_events.py checks them against
+that version's ``validate()`` rules. Bitbucket Cloud has no EventSource here: see
+:mod:`workflows.webhooks.bitbucket` for why.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,9 @@ from steps.atomic import atomic_write
 from workflows.webhooks.trigger_filter import push_filter
 
 API_VERSION = "argoproj.io/v1alpha1"
+# The Argo Events release these manifests are written (and tested) for; the filter oracle runs it too.
+ARGO_EVENTS_VERSION = "v1.9.11"
+VERSION_ANNOTATION = "promptci.dev/argo-events-version"
 WEBHOOK_SECRET = "promptci-webhook-secrets"
 SENSOR_SERVICE_ACCOUNT = "promptci-sensor"
 SENSOR_NAME = "promptci-push"
@@ -60,7 +68,9 @@ class TriggerSettings:
 
     ``webhook_url`` is the public base URL the Git hosts post to (the EventSource
     Services sit behind an Ingress there). Webhook secrets live in the Secret
-    ``secret_name`` under the keys ``github``, ``gitlab`` and ``gitea``.
+    ``secret_name`` under the keys ``github``, ``gitlab`` (the hook's secret token),
+    ``gitlab-access-token`` (a GitLab API token allowed to manage the project's hooks)
+    and ``gitea``.
     """
 
     branch: str = "main"
@@ -84,7 +94,8 @@ def trigger_settings(config: PromptPipelineConfig) -> TriggerSettings:
 
 
 def _meta(name: str, namespace: str, settings: TriggerSettings) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": dict(settings.labels)}
+    return {"name": name, "namespace": namespace, "labels": dict(settings.labels),
+            "annotations": {VERSION_ANNOTATION: ARGO_EVENTS_VERSION}}
 
 
 def _webhook(host: GitHost, settings: TriggerSettings) -> dict[str, Any]:
@@ -100,11 +111,18 @@ def build_event_sources(namespace: str = "argo",
                         settings: TriggerSettings | None = None) -> list[dict[str, Any]]:
     """Return the three EventSources (GitHub, GitLab, generic webhook for Gitea), secrets by reference.
 
-    No API token is referenced, so Argo Events never creates hooks itself: the
-    operator registers the webhook on the host (docs/triggers.md). GitHub's
-    ``X-Hub-Signature-256`` and GitLab's ``X-Gitlab-Token`` are checked by the
-    EventSources; the generic webhook checks an ``Authorization: Bearer`` token,
-    which Gitea sends when the webhook's "Authorization Header" is set.
+    GitHub: no API token, so the operator registers the hook; ``X-Hub-Signature-256`` is
+    verified with ``webhookSecret`` (github/start.go ``parseValidateRequest``).
+
+    GitLab: v1.9.11's ``validate()`` refuses a GitLab EventSource without ``accessToken``
+    (gitlab/validate.go), and ``X-Gitlab-Token`` is only checked when the source manages
+    its hook, i.e. ``accessToken`` and ``webhook.url`` are set (gitlab/start.go sets
+    ``router.secretToken`` inside ``if NeedToCreateHooks()``). So the source gets both
+    tokens and creates the project hook itself, with ``secretToken`` as the hook's token.
+
+    Gitea: the generic webhook checks ``Authorization: Bearer <token>``
+    (common/webhook/webhook.go), which Gitea sends when the hook's "Authorization Header"
+    is set.
     """
     s = settings or TriggerSettings()
     github, gitlab, gitea = HOSTS
@@ -121,7 +139,8 @@ def build_event_sources(namespace: str = "argo",
          "spec": {"service": service, "gitlab": {gitlab.event_name: {
              "projects": list(s.gitlab_projects), "gitlabBaseURL": s.gitlab_base_url,
              "webhook": _webhook(gitlab, s), "events": ["PushEvents"],
-             "enableSSLVerification": True, "secretToken": _secret("gitlab", s)}}}},
+             "enableSSLVerification": True, "deleteHookOnFinish": False,
+             "accessToken": _secret("gitlab-access-token", s), "secretToken": _secret("gitlab", s)}}}},
         {"apiVersion": API_VERSION, "kind": "EventSource",
          "metadata": _meta(gitea.event_source, namespace, s),
          "spec": {"service": service, "webhook": {gitea.event_name: {
@@ -170,11 +189,10 @@ def build_sensor(config: PromptPipelineConfig, namespace: str = "argo",
     triggers: list[dict[str, Any]] = []
     for artifact_type in ArtifactType:
         directory = config.artifact_dirs.get(artifact_type.value, artifact_type.default_dir).strip("/")
-        filters = push_filter(directory, s.branch)
         for host in HOSTS:
             dep = f"{host.key}-{artifact_type.value}"
             dependencies.append({"name": dep, "eventSourceName": host.event_source,
-                                 "eventName": host.event_name, "filters": copy.deepcopy(filters),
+                                 "eventName": host.event_name, "filters": push_filter(directory, s.branch, host.key),
                                  "filtersLogicalOperator": "and"})
             params = {"git-revision": "body.after", "base-revision": "body.before",
                       "repo-url": host.clone_url_key}

@@ -16,7 +16,6 @@ The repository is the working directory (the template sets ``workingDir`` to whe
 """
 
 # No ``from __future__ import annotations``: Hera reads the real annotation objects.
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,12 +27,12 @@ if TYPE_CHECKING:
     from config.pipeline import PromptPipelineConfig
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_TRANSIENT = 75
 CONFIG_ENV = "PROMPTCI_CONFIG"
 RUN_ID_ENV = "PROMPTCI_RUN_ID"
 RUN_LINK_ENV = "PROMPTCI_RUN_LINK"
 WORKFLOW_STATUS_ENV = "PROMPTCI_WORKFLOW_STATUS"
-PLAN_KEY = "runs/{run_id}/plan.json"
 BRANCH_FILE = "branch.json"
 # Errors worth another attempt: the network, a provider or the store being briefly away.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
@@ -50,20 +49,26 @@ def repo_root() -> Path:
 
 
 def load_config(root: Path) -> "PromptPipelineConfig":
-    """Return the pipeline config: ``$PROMPTCI_CONFIG``, else the repo's, else the packaged default.
+    """Return the policy this stage applies: the trusted config, tightened by the revision's own.
 
-    Exits 1 with one line per problem when it is invalid (a bad config is not transient).
+    Trusted: ``$PROMPTCI_CONFIG`` (the mounted ConfigMap on a cluster, ``--config`` locally),
+    else ``config/pipeline.yaml`` at the trusted ref (config/policy.py), never the checkout.
+    Exits 1 with one line per field when the revision's config loosens a gate, 2 when no
+    trusted policy can be read.
     """
-    from config.pipeline import ConfigError, load_pipeline_config
+    from config.policy import PolicyError, PolicyLoosened, effective_policy
 
-    explicit = os.environ.get(CONFIG_ENV)
-    path = Path(explicit) if explicit else root / "config" / "pipeline.yaml"
     try:
-        return load_pipeline_config(path if path.is_file() or explicit else None)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p.format(), file=sys.stderr)
+        policy = effective_policy(root)
+    except PolicyLoosened as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
         sys.exit(EXIT_FAILED)
+    except PolicyError as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    for line in policy.tightened + policy.ignored:
+        print(line, file=sys.stderr)
+    return policy.config
 
 
 def run_id() -> str:
@@ -76,22 +81,6 @@ def truthy(value: str | bool) -> bool:
     return value if isinstance(value, bool) else value.strip().lower() in {"true", "1", "yes"}
 
 
-def decode_results(text: str) -> list[Any]:
-    """Return the eval branch results from promote's ``results`` parameter.
-
-    Argo aggregates a fan-out's output parameter as a JSON list whose elements are the
-    parsed values (objects) or, when a value is not JSON, the raw strings; both are accepted.
-    An empty or missing aggregate (no branch ran) is an empty list.
-    """
-    text = text.strip()
-    if not text or text == "null":
-        return []
-    raw = json.loads(text)
-    if not isinstance(raw, list):
-        raise ValueError("results must be a JSON list of branch results")
-    return [json.loads(r) if isinstance(r, str) else r for r in raw]
-
-
 def _save(config: "PromptPipelineConfig", key: str, obj: Any) -> None:
     """Store ``obj`` as JSON at ``key`` in the artifact store; exit 75 (retry) when the store is away."""
     from steps.stores.s3store import open_store
@@ -101,6 +90,24 @@ def _save(config: "PromptPipelineConfig", key: str, obj: Any) -> None:
         put_json(open_store(config.store), key, obj)
     except StoreError as exc:
         print(f"store: cannot write {key}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_TRANSIENT)
+
+
+def _save_plan(config: "PromptPipelineConfig", root: Path, items: list[Any]) -> None:
+    """Store the run's plan signed (promote trusts nothing else); exit 75 when the store is away."""
+    from steps.records import PlanRecord, plan_key, put_signed
+    from steps.signing import SignatureError, signing_key
+    from steps.stores.s3store import open_store
+    from steps.stores.store import StoreError
+
+    try:
+        put_signed(open_store(config.store), plan_key(run_id()), PlanRecord(run_id=run_id(), items=items),
+                   signing_key(root, create=True))
+    except SignatureError as exc:
+        print(f"plan: cannot sign the plan: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except StoreError as exc:
+        print(f"store: cannot write the plan: {exc}", file=sys.stderr)
         sys.exit(EXIT_TRANSIENT)
 
 
@@ -174,7 +181,7 @@ def plan(
         sys.exit(EXIT_FAILED)
     approval = bool(found) and config.promotion.gate(target_environment).manual_approval \
         and not truthy(dry_run)
-    _save(config, PLAN_KEY.format(run_id=run_id()), [i.model_dump(mode="json") for i in found])
+    _save_plan(config, root, list(found))
     items.write_text(to_wire(list(found)))
     needs_approval.write_text("true" if approval else "false")
     count.write_text(str(len(found)))
@@ -228,37 +235,34 @@ def eval_branch(
 
 @script(constructor="runner")
 def promote(
-    results: Annotated[str, Parameter(name="results")],
-    items: Annotated[str, Parameter(name="items")],
     target_environment: TargetEnv,
     dry_run: DryRun,
     approved: Annotated[str, Parameter(name="approved")],
     git_revision: Annotated[str, Parameter(name="git-revision")],
 ) -> None:
-    """Promote every passed branch into ``target-environment`` (all or nothing); exit 1 if blocked.
+    """Promote this run's artifacts into ``target-environment`` (all or nothing).
 
-    ``results`` is the eval fan-out's aggregated ``result`` output; ``items`` is plan's list, so
-    promote can tell a branch that never reported from one that passed (fail closed).
+    Reads the run's signed plan and eval records from the store by run id (never from
+    parameters). Exit code: 0 promoted, 1 refused, 75 infrastructure failure (retried).
     """
-    from steps.contracts import BranchResult, EvalItem
     from steps.promote import promote_run
+    from steps.signing import SignatureError, signing_key
     from steps.stores.s3store import open_store
+    from steps.stores.store import StoreError
 
     root = repo_root()
     config = load_config(root)
-    planned = [EvalItem.model_validate(x) for x in decode_results(items)]
-    branch_results = [BranchResult.model_validate(x) for x in decode_results(results)]
     try:
-        report = promote_run(branch_results, planned, env=target_environment, repo_root=root,
-                             run_id=run_id(), config=config, store=open_store(config.store),
-                             approved=truthy(approved), dry_run=truthy(dry_run),
-                             source_revision=git_revision, run_link=os.environ.get(RUN_LINK_ENV))
-    except TRANSIENT_ERRORS as exc:
-        print(f"promote: transient error, will be retried: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TRANSIENT)
+        key = signing_key(root)
+        store = open_store(config.store)
+    except (SignatureError, StoreError) as exc:
+        print(f"promote: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    report = promote_run(run_id(), env=target_environment, repo_root=root, config=config, store=store, key=key,
+                         approved=truthy(approved), dry_run=truthy(dry_run), source_revision=git_revision,
+                         run_link=os.environ.get(RUN_LINK_ENV))
     print(report.render())
-    if not report.ok:
-        sys.exit(EXIT_FAILED)
+    sys.exit(report.exit_code)
 
 
 @script(constructor="runner")
@@ -268,26 +272,32 @@ def summary() -> None:
     It runs whatever happened, so a failed run still explains itself. It reads the plan and
     every branch's full result (with reasons) from the store, not from parameters: a branch
     with no stored result crashed or timed out, and is reported as such.
+
+    It always exits 0: the summary is a report, not a gate. When it cannot be built (the
+    store is away after the S3 client's own retries) it prints ``summary: unavailable`` as its
+    own status, and a run whose promotion was committed stays green (docs/pipelines.md).
     """
     from pydantic import ValidationError
 
+    from config.policy import PolicyError, load_trusted
     from steps.contracts import BranchResult, EvalItem
+    from steps.records import plan_key
     from steps.reports import write_run_summary
     from steps.stores.s3store import open_store
     from steps.stores.store import StoreError, get_json, run_key
 
     root = repo_root()
-    config = load_config(root)
     rid = run_id()
     status = os.environ.get(WORKFLOW_STATUS_ENV, "Unknown")
     try:
+        config = load_trusted(root)[0]
         store = open_store(config.store)
-        planned = get_json(store, PLAN_KEY.format(run_id=rid))
+        planned = get_json(store, plan_key(rid))
         if planned is None:
             print(f"summary: run {rid} {status}; no eval was planned (lint, validate or plan did not pass)")
             return
         results = []
-        for raw in planned:
+        for raw in planned.get("items", []) if isinstance(planned, dict) else []:
             item = EvalItem.model_validate(raw)
             stored = get_json(store, run_key(rid, item.artifact_id, item.dataset, BRANCH_FILE))
             if stored is None:
@@ -296,9 +306,9 @@ def summary() -> None:
             else:
                 results.append(BranchResult.model_validate(stored))
         text = write_run_summary(results, store, rid)
-    except (StoreError, ValidationError, ValueError) as exc:
-        print(f"summary: cannot build the run summary: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TRANSIENT)
+    except (PolicyError, StoreError, ValidationError, ValueError) as exc:
+        print(f"summary: unavailable: run {rid} {status}; the summary could not be built: {exc}")
+        return
     print(f"summary: run {rid} {status}; written to {store.describe()}/runs/{rid}/summary.md")
     print(text)
 

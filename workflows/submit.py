@@ -42,6 +42,30 @@ def _settings(config_path: str | None) -> Any:
         _fail(p.format() for p in exc.problems)
 
 
+def _settings_for(config: Any) -> Any:
+    """Return template settings for an already loaded (trusted) pipeline config."""
+    from workflows.templates import PipelineSettings
+
+    settings = PipelineSettings.load(None)
+    return settings.model_copy(update={"pipeline": config})
+
+
+def _policy_configmap(root: Path, config_path: str | None, ref: str | None) -> dict[str, dict[str, str]]:
+    """Return the policy ConfigMap a local run mounts where a cluster mounts the registered one.
+
+    Its text is the trusted policy (``--config``, else the trusted ref's config/pipeline.yaml),
+    never the checkout's own file, which the stages may only use to tighten it.
+    """
+    from config.policy import PolicyError, trusted_policy_text
+    from workflows.templates import POLICY_CONFIGMAP
+
+    try:
+        text, _ = trusted_policy_text(root, config_path, ref)
+    except PolicyError as exc:
+        _fail(exc.lines, 2)
+    return {POLICY_CONFIGMAP: {"pipeline.yaml": text}}
+
+
 def _parse_params(values: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
@@ -76,7 +100,12 @@ def dump_manifests(out: Path, settings: Any) -> list[Path]:
 
 
 def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
-    """Return the problems of every Argo manifest in the given files/directories."""
+    """Return the problems of every Argo manifest in the given files/directories.
+
+    Workflows, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows are linted; so is the
+    Workflow each Sensor's ``argoWorkflow`` trigger submits, against the WorkflowTemplates found in
+    the same paths. Other kinds (RBAC, ConfigMaps, EventSources) are not Argo Workflows' to check.
+    """
     from config.yamlio import LoadError, parse_text
     from workflows.argo.lint import lint_manifest
 
@@ -84,9 +113,9 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
     for p in paths:
         files += sorted(x for x in p.rglob("*") if x.suffix in {".yaml", ".yml"}) if p.is_dir() else [p]
     problems: list[Problem] = []
+    docs = []
     for f in files:
-        text = f.read_text()
-        for i, chunk in enumerate(text.split("\n---\n")):
+        for i, chunk in enumerate(f.read_text().split("\n---\n")):
             if not chunk.strip():
                 continue
             try:
@@ -94,11 +123,28 @@ def lint_files(paths: Iterable[Path], schema: Path | None) -> list[Problem]:
             except LoadError as exc:
                 problems += exc.problems
                 continue
-            doc = loaded.data
-            if isinstance(doc, dict) and doc.get("apiVersion", "").startswith("argoproj.io/") \
-                    and doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"}:
-                problems += lint_manifest(doc, loaded=loaded, schema=schema)
+            if isinstance(loaded.data, dict) and str(loaded.data.get("apiVersion", "")).startswith("argoproj.io/"):
+                docs.append(loaded)
+    known = {d.data["metadata"]["name"]: d.data for d in docs if d.data.get("kind") == "WorkflowTemplate"
+             and isinstance(d.data.get("metadata"), dict) and isinstance(d.data["metadata"].get("name"), str)}
+    for loaded in docs:
+        doc = loaded.data
+        if doc.get("kind") in {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}:
+            problems += lint_manifest(doc, loaded=loaded, schema=schema, known_templates=known)
+        elif doc.get("kind") == "Sensor" and isinstance(doc.get("spec"), dict):
+            for j, trigger in enumerate(doc["spec"].get("triggers") or []):
+                resource = _dig(trigger, "template", "argoWorkflow", "source", "resource")
+                if isinstance(resource, dict) and resource.get("kind") == "Workflow":
+                    at = ("spec", "triggers", j, "template", "argoWorkflow", "source", "resource")
+                    problems += lint_manifest(resource, loaded=loaded, schema=schema, known_templates=known, at=at)
     return problems
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    """Return ``obj[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _target(host: str | None, namespace: str | None, token: str | None, insecure: bool) -> Any:
@@ -154,22 +200,25 @@ def dump_cmd(out: Path, config_path: str | None) -> None:
 @cli.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default ../shared/schemas]")
+              help="Argo Workflows schema.json [env PROMPTCI_ARGO_SCHEMA; default: the packaged v4.1.2 schema]")
 @config_option
 def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | None) -> None:
     """Check templates offline like `argo lint`: references, cycles, names, variables, parameters, schema.
 
     Without PATHS, lints the templates as compiled from the code.
     """
-    from workflows.argo.lint import find_schema, lint_manifest
+    from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
-    if schema is None and find_schema() is None:
-        click.echo("lint: no Argo schema found; schema check skipped (pass --schema)", err=True)
-    if paths:
-        problems = lint_files(paths, schema)
-    else:
-        problems = [p for m in compile_templates(_settings(config_path)) for p in lint_manifest(m, schema=schema)]
+    try:
+        if paths:
+            problems = lint_files(paths, schema)
+        else:
+            problems = [p for m in compile_templates(_settings(config_path))
+                        for p in lint_manifest(m, schema=schema)]
+    except SchemaError as exc:
+        _fail([f"lint: {exc}"], 2)
     if problems:
         click.echo(render(problems))
     if has_errors(problems):
@@ -179,26 +228,63 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 
 @cli.command("register")
 @_argo_options
+@click.option("--instanceid", "instance_id", help="the controller's instance id [env ARGO_INSTANCEID]; "
+                                                  "promptci refuses one (see docs/pipelines.md)")
 @config_option
+@click.option("--trusted-ref", "ref", default=None,
+              help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
+                   "else main]")
 def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
-                 config_path: str | None) -> None:
-    """Create or update every WorkflowTemplate on the Argo server (what CI runs on main)."""
+                 instance_id: str | None, config_path: str | None, ref: str | None) -> None:
+    """Create or update every WorkflowTemplate and the policy ConfigMap (what CI runs on the protected branch).
+
+    The policy (``config/pipeline.yaml`` at the trusted ref, or --config) goes into the
+    ConfigMap promptci-pipeline-config that every step pod mounts: the gates of a run never
+    come from the revision it evaluates. The Kubernetes API: KUBE_API_SERVER + KUBE_TOKEN, or
+    the pod's service account.
+    """
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import register_templates
+    from config.policy import PolicyError, load_trusted, trusted_policy_text
+    from workflows.argo.client import (
+        ArgoConfigError,
+        KubeConfigError,
+        apply_configmap,
+        exit_code_for,
+        policy_configmap,
+        refuse_instance_id,
+        register_templates,
+    )
     from workflows.argo.lint import lint_manifest
+    from workflows.argo.schema import SchemaError
     from workflows.templates import compile_templates
 
+    try:
+        refuse_instance_id(instance_id)
+    except ArgoConfigError as exc:
+        _fail([f"register: {exc}"], 2)
     target = _target(host, namespace, token, insecure)
-    manifests = compile_templates(_settings(config_path))
-    problems = [p for m in manifests for p in lint_manifest(m)]
+    try:
+        text, source = trusted_policy_text(Path.cwd(), config_path, ref)
+        config = load_trusted(Path.cwd(), config_path, ref)[0]
+    except PolicyError as exc:
+        _fail(exc.lines, 2)
+    manifests = compile_templates(_settings_for(config))
+    try:
+        problems = [p for m in manifests for p in lint_manifest(m)]
+    except SchemaError as exc:
+        _fail([f"register: {exc}"], 2)
     if has_errors(problems):
         _fail([render(problems), "register: not registering templates that fail lint"])
     try:
+        action = apply_configmap(policy_configmap(text, target.namespace, source))
+        click.echo(f"{action} ConfigMap {target.namespace}/promptci-pipeline-config from {source}")
         for name, action in register_templates(target, manifests):
             click.echo(f"{action} WorkflowTemplate {target.namespace}/{name}")
+    except KubeConfigError as exc:
+        _fail([f"register: {exc}"], 2)
     except (HeraException, OSError) as exc:
-        _fail([f"register: {type(exc).__name__}: {exc}"])
+        _fail([f"register: {type(exc).__name__}: {exc}"], exit_code_for(exc))
 
 
 @cli.command("submit")
@@ -215,10 +301,9 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     """Create a Workflow from the promptci-ARTIFACT_TYPE WorkflowTemplate and print its UI link."""
     from hera.exceptions import HeraException
 
-    from workflows.argo.client import submit_workflow, wait_for
+    from workflows.argo.client import exit_code_for, missing_parameters, submit_workflow, wait_for
     from workflows.templates import build_template
 
-    target = _target(host, namespace, token, insecure)
     values = _parse_params(params)
     manifest = build_template(ArtifactType(artifact_type), _settings(config_path)).to_dict()
     declared = [p["name"] for p in manifest["spec"]["arguments"]["parameters"]]
@@ -226,6 +311,11 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
     if unknown:
         raise click.BadParameter(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(declared)}",
                                  param_hint="-p")
+    missing = missing_parameters(manifest, values)
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} has no default; pass " +
+                                 " ".join(f"-p {m}=..." for m in missing), param_hint="-p")
+    target = _target(host, namespace, token, insecure)
     try:
         name = submit_workflow(target, manifest["metadata"]["name"], values,
                                labels={"promptci.dev/artifact-type": artifact_type})
@@ -236,7 +326,7 @@ def submit_cmd(artifact_type: str, params: tuple[str, ...], wait: bool, timeout:
         phase = wait_for(target, name, timeout=timeout, interval=interval,
                          on_phase=lambda p: click.echo(f"  {name}: {p}", err=True))
     except (HeraException, OSError) as exc:
-        _fail([f"submit: {type(exc).__name__}: {exc}"])
+        _fail([f"submit: {type(exc).__name__}: {exc}"], exit_code_for(exc))
     click.echo(f"{name}: {phase}")
     if phase != "Succeeded":
         sys.exit(1)
@@ -260,16 +350,20 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @cli.command("run")
 @click.argument("artifact_types", nargs=-1, type=click.Choice(TYPES))
 @click.option("-p", "--parameter", "params", multiple=True, help="workflow parameter key=value (repeatable)")
-@click.option("--approve", is_flag=True, help="approve manual-approval gates (locally a suspend never waits)")
+@click.option("--approve", is_flag=True,
+              help="approve manual-approval gates at once (without it a suspend waits for `resume RUN_ID`)")
 @click.option("--no-cache", is_flag=True, help="re-run every eval branch (same as -p no-cache=true)")
 @click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
 @config_option
+@click.option("--trusted-ref", "trusted_ref", default=None,
+              help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
+                   "else main]")
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), approve: bool = False,
             no_cache: bool = False, parallelism: int | None = None, run_id: str | None = None,
-            repo: Path = Path("."), config_path: str | None = None) -> None:
+            repo: Path = Path("."), config_path: str | None = None, trusted_ref: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
 
     Without ARTIFACT_TYPES, runs every type whose artifact directory exists in the repo.
@@ -283,14 +377,13 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         t, ArtifactType(t).default_dir)).exists()]
     if not chosen:
         _fail([f"run: no artifact directories found in {root}"])
-    env = dict(os.environ)
-    if config_path:
-        env["PROMPTCI_CONFIG"] = str(Path(config_path).resolve())
+    configmaps = _policy_configmap(root, config_path, trusted_ref)
+    env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}  # the mounted policy says it
     from steps.providers.local_model import LocalModelError, serving_for_run
 
-    try:
+    try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
         with serving_for_run(env, root / ".promptci" / "local-model.log"):
-            failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, env)
+            failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, env, configmaps)
     except LocalModelError as exc:
         _fail([f"run: {exc}"], 2)
     if failed:
@@ -298,7 +391,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
 
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
-               approve: bool, parallelism: int | None, env: dict[str, str]) -> list[str]:
+               approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any) -> list[str]:
     """Run the pipeline of each artifact type in turn; return the types whose run did not succeed."""
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
@@ -310,7 +403,8 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
         rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
-                                  approve=approve, parallelism=parallelism, progress=True, env=env)
+                                  approve=approve, parallelism=parallelism, progress=True, env=env,
+                                  configmaps=configmaps)
         except (RunError, UnsupportedFeature) as exc:
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
@@ -323,6 +417,44 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
         if i + 1 < len(chosen):
             click.echo()
     return failed
+
+
+def _control(action: str, run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
+             insecure: bool) -> None:
+    """Resume or stop a local run (its directory exists) or, failing that, a workflow on the Argo Server."""
+    from workflows.cli.control import ControlError, control_local, control_server, local_run_dir
+
+    run_dir = None if host else local_run_dir(repo.resolve(), run_id)
+    if run_dir is None and not (host or os.environ.get("ARGO_SERVER")):
+        _fail([f"{action}: no local run '{run_id}' under {repo.resolve() / '.promptci' / 'runs'} "
+               "and no Argo server (--argo-server or ARGO_SERVER)"], 2)
+    try:
+        if run_dir is not None:
+            click.echo(control_local(run_dir, action))  # type: ignore[arg-type]
+        else:
+            click.echo(control_server(_target(host, namespace, token, insecure), run_id, action))  # type: ignore[arg-type]
+    except ControlError as exc:
+        _fail([f"{action}: {exc}"], 2)
+    except Exception as exc:  # noqa: BLE001 - a server error is reported on one line, never a traceback
+        first = (str(exc).splitlines() or [""])[0]
+        _fail([f"{action}: {type(exc).__name__}: {first}"], 2)
+
+
+def _control_command(action: str, summary: str) -> None:
+    """Add the ``resume`` or ``stop`` command (they differ only in the action)."""
+
+    @cli.command(action, help=summary)
+    @click.argument("run_id")
+    @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+                  help="the checkout the local run runs in (default: current directory)")
+    @_argo_options
+    def command(run_id: str, repo: Path, host: str | None, namespace: str | None, token: str | None,
+                insecure: bool) -> None:
+        _control(action, run_id, repo, host, namespace, token, insecure)
+
+
+_control_command("resume", "Resume the suspended step(s) of a run: a local run id, or a workflow on the Argo Server.")
+_control_command("stop", "Stop a run as `argo stop` does: kill running steps, start nothing new, run the exit handler.")
 
 
 def _mount_commands() -> None:

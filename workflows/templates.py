@@ -41,10 +41,13 @@ from hera.workflows import (
 from hera.workflows.models import (
     ArtifactRepositoryRef,
     Backoff,
+    ConfigMapVolumeSource,
     IntOrString,
     PodGC,
     SecretKeySelector,
     TTLStrategy,
+    Volume,
+    VolumeMount,
 )
 from hera.workflows.script import RunnerScriptConstructor
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +65,12 @@ ENTRYPOINT = "pipeline"
 # Retry pod-level errors (eviction, node loss) and the stages' "transient" exit code, nothing else.
 TRANSIENT_RETRY_EXPRESSION = f'lastRetry.status == "Error" || lastRetry.exitCode == "{stages.EXIT_TRANSIENT}"'
 IMAGE_ENV = "PROMPTCI_IMAGE"
+# The trusted policy: the ConfigMap `register` writes from the protected branch, mounted in every
+# step pod; PROMPTCI_CONFIG points the stages at it (config/policy.py), never at the checkout.
+POLICY_CONFIGMAP = "promptci-pipeline-config"
+POLICY_VOLUME = "pipeline-config"
+POLICY_DIR = "/etc/promptci"
+POLICY_PATH = f"{POLICY_DIR}/pipeline.yaml"
 
 
 class StageSettings(BaseModel):
@@ -85,11 +94,13 @@ def _default_stages() -> dict[str, StageSettings]:
     return {
         "lint": StageSettings(deadline_seconds=300),
         "validate": StageSettings(deadline_seconds=300),
-        "plan": StageSettings(deadline_seconds=300),
+        # promptci-signing holds PROMPTCI_SIGNING_KEY: plan and eval sign what they store, promote verifies.
+        "plan": StageSettings(deadline_seconds=300, secrets=["promptci-store", "promptci-signing"]),
         "eval": StageSettings(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi",
-                              deadline_seconds=1800, secrets=["promptci-provider-keys", "promptci-store"]),
+                              deadline_seconds=1800,
+                              secrets=["promptci-provider-keys", "promptci-store", "promptci-signing"]),
         "promote": StageSettings(deadline_seconds=600, service_account="promptci-promoter",
-                                 secrets=["promptci-gitops", "promptci-store"]),
+                                 secrets=["promptci-gitops", "promptci-store", "promptci-signing"]),
         "summary": StageSettings(deadline_seconds=300, secrets=["promptci-store"]),
     }
 
@@ -152,7 +163,8 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
                   settings: PipelineSettings, extra_env: list[Env] | None = None) -> Script:
     """Return the Script template of one stage: image, resources, retries, deadline, metric."""
     s = settings.stage(stage)
-    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), *(extra_env or [])]
+    env = [Env(name=stages.RUN_ID_ENV, value="{{workflow.name}}"), Env(name=stages.CONFIG_ENV, value=POLICY_PATH),
+           *(extra_env or [])]
     if settings.ui_base_url:
         link = settings.ui_base_url.rstrip("/") + "/workflows/{{workflow.namespace}}/{{workflow.name}}"
         env.append(Env(name=stages.RUN_LINK_ENV, value=link))
@@ -166,6 +178,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
         working_dir=SOURCE_PATH,
         inputs=[_source_artifact(settings)],
         env=env,
+        volume_mounts=[VolumeMount(name=POLICY_VOLUME, mount_path=POLICY_DIR, read_only=True)],
         env_from=[SecretEnvFrom(name=name, optional=True) for name in s.secrets] or None,
         resources=Resources(cpu_request=s.cpu_request, memory_request=s.memory_request,
                             cpu_limit=s.cpu_limit, memory_limit=s.memory_limit),
@@ -215,11 +228,12 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
         artifact_repository_ref=ArtifactRepositoryRef(config_map=settings.artifact_repository_configmap,
                                                       key=settings.artifact_repository_key),
         parallelism=settings.parallelism,
+        volumes=[Volume(name=POLICY_VOLUME, config_map=ConfigMapVolumeSource(name=POLICY_CONFIGMAP))],
         on_exit="summary",
         metrics=[Histogram(name=metric_names.DURATION, help=metric_names.DURATION_HELP,
                            value="{{workflow.duration}}", buckets=list(metric_names.DURATION_BUCKETS),
                            labels=[Label(key="artifact_type", value=artifact_type.value),
-                                   Label(key="status", value="{{workflow.status}}")])],
+                                   Label(key="result", value="{{workflow.status}}")])],
     ) as wt:
         lint_t = _stage_script("lint", stages.lint, artifact_type, settings)
         validate_t = _stage_script("validate", stages.validate, artifact_type, settings)
@@ -242,8 +256,7 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
                               "no-cache": _wf("no-cache")})
             approval_t(name="approval", depends="plan", when=_plan_out("needs-approval") + " == true")
             promote_t(name="promote", depends="eval && approval", when=_plan_out("count") + " > 0",
-                      arguments={"results": "{{tasks.eval.outputs.parameters.result}}",
-                                 "items": _plan_out("items"), "target-environment": _wf("target-environment"),
+                      arguments={"target-environment": _wf("target-environment"),
                                  "dry-run": _wf("dry-run"), "approved": _plan_out("needs-approval"),
                                  "git-revision": _wf("git-revision")})
     return wt

@@ -25,7 +25,8 @@ MAX_NAME = 253
 MAX_LABEL_VALUE = 63
 _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 # Keys promptci adds next to the artifact file in every ConfigMap's data.
-META_KEYS = ("version", "content-hash", "source-revision", "source-timestamp", "eval-summary")
+META_KEYS = ("version", "content-hash", "source-revision", "source-timestamp", "eval-summary",
+             "pinned-revision", "pinned-timestamp")
 
 
 class LayoutError(ValueError):
@@ -84,6 +85,23 @@ class ArtifactConfigMap:
     source_timestamp: int | None
     eval_summary: dict[str, Any]
     namespace: str = "default"
+    # Set by a rollback: the newest source revision (and its commit time) rolled back. Only a
+    # source revision newer than this may replace the restored content (see steps/promotion/order.py).
+    pinned_revision: str = ""
+    pinned_timestamp: int | None = None
+
+    @property
+    def source_key(self) -> tuple[int, str]:
+        """Return the order of this content's source revision: commit time, then revision (ties)."""
+        return (self.source_timestamp if self.source_timestamp is not None else -1, self.source_revision)
+
+    @property
+    def floor(self) -> tuple[int, str]:
+        """Return the source order a replacement must exceed: the pin when rolled back, else the source."""
+        if self.pinned_revision:
+            return max(self.source_key, (self.pinned_timestamp if self.pinned_timestamp is not None else -1,
+                                         self.pinned_revision))
+        return self.source_key
 
     @property
     def name(self) -> str:
@@ -105,6 +123,9 @@ class ArtifactConfigMap:
             "source-timestamp": "" if self.source_timestamp is None else str(self.source_timestamp),
             "eval-summary": json.dumps(self.eval_summary, sort_keys=True, separators=(",", ":")),
         }
+        if self.pinned_revision:
+            data["pinned-revision"] = self.pinned_revision
+            data["pinned-timestamp"] = "" if self.pinned_timestamp is None else str(self.pinned_timestamp)
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -181,6 +202,7 @@ def parse_configmap(text: str, where: str = "<configmap>") -> ArtifactConfigMap:
     try:
         key = ann["promptci.dev/file"]
         ts = data.get("source-timestamp") or ""
+        pin_ts = data.get("pinned-timestamp") or ""
         return ArtifactConfigMap(
             artifact_id=ann["promptci.dev/artifact-id"],
             artifact_type=ann["promptci.dev/artifact-type"],
@@ -192,6 +214,8 @@ def parse_configmap(text: str, where: str = "<configmap>") -> ArtifactConfigMap:
             source_timestamp=int(ts) if ts else None,
             eval_summary=json.loads(data.get("eval-summary") or "{}"),
             namespace=meta.get("namespace") or "default",
+            pinned_revision=str(data.get("pinned-revision", "")),
+            pinned_timestamp=int(pin_ts) if pin_ts else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise LayoutError(f"{where}: not a promptci ConfigMap (missing or bad {exc})") from exc

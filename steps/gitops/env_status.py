@@ -13,7 +13,7 @@ from typing import Any
 from config.pipeline import PromptPipelineConfig
 from steps.gitops.configmaps import LayoutError
 from steps.gitops.gitops import GitEnv, GitError, is_local_url, resolve_url
-from steps.promote import author_of, gitops_clone, read_environment
+from steps.gitops.layout import author_of, gitops_clone, read_environment
 
 
 class StatusError(Exception):

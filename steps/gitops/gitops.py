@@ -289,25 +289,6 @@ def open_clone(url: str, branch: str, repo_root: Path, dest: Path, genv: GitEnv)
     return Clone.create(resolved, branch, dest, genv)
 
 
-def source_info(repo_root: Path, revision: str = "", genv: GitEnv | None = None) -> tuple[str, int | None]:
-    """Return (commit sha, commit time) of ``revision`` (default HEAD) in the source repo.
-
-    Used to fill ``source_revision``/``source_timestamp`` for local runs; returns
-    (``revision``, None) when ``repo_root`` is not a git checkout.
-    """
-    own = genv is None
-    g = genv or GitEnv()
-    try:
-        proc = g.run(["log", "-1", "--format=%H %ct", revision or "HEAD", "--"], cwd=repo_root, check=False)
-        parts = proc.stdout.decode().split()
-        if proc.returncode == 0 and len(parts) == 2:
-            return parts[0], int(parts[1])
-        return revision, None
-    finally:
-        if own:
-            g.close()
-
-
 def publish(clone: Clone, max_attempts: int, apply: Callable[[Clone], bool]) -> int:
     """Fetch, reset onto the remote head, ``apply`` the change and push; retry when the push is rejected.
 

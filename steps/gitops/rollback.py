@@ -9,14 +9,14 @@ ConfigMap, no baseline).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from config.pipeline import PromptPipelineConfig
 from steps.gitops.configmaps import ArtifactConfigMap, LayoutError, parse_configmap
 from steps.gitops.gitops import Clone, GitEnv, GitError, PushRejected, publish, redact
-from steps.promote import (
+from steps.gitops.layout import (
     author_of,
     env_dir,
     gitops_clone,
@@ -24,10 +24,19 @@ from steps.promote import (
     read_environment,
     write_environment_file,
 )
+from steps.promotion.baselines import reconcile
+from steps.stores.store import ArtifactStore, StoreError
 
 
 class RollbackError(Exception):
-    """The rollback cannot be done (artifact not live, no such version, git failure)."""
+    """The rollback cannot be done (artifact not live, no such version, git failure).
+
+    ``transient`` is True for an infrastructure failure (the GitOps remote): exit 75, retried.
+    """
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -52,15 +61,21 @@ class RollbackResult:
     restored_from: str = ""
     commit: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    infra: list[str] = field(default_factory=list)
+    live: ArtifactConfigMap | None = None
 
     def render(self) -> str:
-        """Return a one-paragraph summary for the terminal."""
+        """Return a one-paragraph summary for the terminal (plus baseline notes and errors)."""
         if self.commit is None:
-            return (f"{self.artifact_id} in {self.env}: {self.to_version} {self.to_hash[:15]} is already "
+            text = (f"{self.artifact_id} in {self.env}: {self.to_version} {self.to_hash[:15]} is already "
                     "live; nothing to do")
-        return (f"rolled back {self.artifact_id} in {self.env}: {self.from_version} {self.from_hash[:15]} -> "
-                f"{self.to_version} {self.to_hash[:15]} (content of {self.restored_from[:12]}), "
-                f"commit {self.commit}")
+        else:
+            text = (f"rolled back {self.artifact_id} in {self.env}: {self.from_version} {self.from_hash[:15]} "
+                    f"-> {self.to_version} {self.to_hash[:15]} (content of {self.restored_from[:12]}), "
+                    f"commit {self.commit}")
+        return "\n".join([text, *(f"  note: {n}" for n in self.notes),
+                          *(f"  infrastructure (exit 75, retried): {e}" for e in self.infra)])
 
 
 def history(clone: Clone, rel: str) -> list[HistoryEntry]:
@@ -112,13 +127,26 @@ def rollback_message(cur: ArtifactConfigMap, target: HistoryEntry, env: str) -> 
     return one_line(subject) + "\n\n" + "\n".join(f"{k}: {one_line(v)}" for k, v in trailers) + "\n"
 
 
+def pinned(target: ArtifactConfigMap, cur: ArtifactConfigMap) -> ArtifactConfigMap:
+    """Return ``target`` pinned against ``cur``: only a source newer than what is rolled back may replace it.
+
+    Why: without the pin, a retry of the run that promoted ``cur`` would pass the
+    newer-source gate again and silently undo the rollback.
+    """
+    ts, rev = cur.floor
+    return replace(target, pinned_revision=rev, pinned_timestamp=None if ts < 0 else ts)
+
+
 def rollback_artifact(artifact_id: str, *, env: str, config: PromptPipelineConfig, repo_root: Path,
-                      to: str | None = None, workdir: Path | None = None) -> RollbackResult:
+                      to: str | None = None, workdir: Path | None = None,
+                      store: ArtifactStore | None = None, key: bytes | None = None) -> RollbackResult:
     """Return the RollbackResult of restoring ``artifact_id``'s earlier content in ``env`` by a new commit.
 
-    Raises RollbackError when the artifact is not live there, the target does
-    not exist, or git fails (message redacted). Retries on a concurrent push
-    like promotion does, recomputing the target on the new head.
+    The restored ConfigMap is pinned (:func:`pinned`). With a ``store`` and ``key``, the
+    environment's baseline then follows git (steps/promotion/baselines.py); a store failure
+    is in ``infra``. Raises RollbackError when the artifact is not live there, the target
+    does not exist, or git fails (message redacted; ``transient``). Retries on a
+    concurrent push like promotion does, recomputing the target on the new head.
     """
     if env not in config.promotion.chain:
         raise RollbackError(f"unknown environment '{env}'; the chain is {', '.join(config.promotion.chain)}")
@@ -137,9 +165,11 @@ def rollback_artifact(artifact_id: str, *, env: str, config: PromptPipelineConfi
         result.restored_from, result.commit = target.commit, None
         result.history = [{"commit": e.commit, "version": e.configmap.version,
                            "content_hash": e.configmap.content_hash} for e in entries]
+        result.live = cur
         if target.configmap.content_hash == cur.content_hash:
             return False
-        paths, _ = write_environment_file(clone, config, env, cur.file, target.text)
+        result.live = pinned(target.configmap, cur)
+        paths, _ = write_environment_file(clone, config, env, cur.file, result.live.render())
         result.commit = clone.commit_paths(paths, rollback_message(cur, target, env))
         return result.commit is not None
 
@@ -149,7 +179,15 @@ def rollback_artifact(artifact_id: str, *, env: str, config: PromptPipelineConfi
                 publish(clone, config.gitops.max_push_attempts, apply)
         except PushRejected as exc:
             raise RollbackError(f"push still rejected after {config.gitops.max_push_attempts} attempts: "
-                                f"{exc}") from None
-        except (GitError, LayoutError, OSError) as exc:
-            raise RollbackError(redact(str(exc))) from None
+                                f"{exc}", transient=True) from None
+        except LayoutError as exc:
+            raise RollbackError(str(exc)) from None
+        except (GitError, OSError) as exc:
+            raise RollbackError(redact(str(exc)), transient=True) from None
+    if store is not None and key is not None and result.live is not None:
+        try:
+            _, result.notes = reconcile(store, env, {artifact_id: result.live}, key)
+        except StoreError as exc:
+            result.infra.append(f"rolled back, but the {env} baseline was not brought up to date: {exc}; a "
+                                "retry repairs it")
     return result

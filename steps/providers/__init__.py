@@ -21,7 +21,7 @@ from typing import Literal
 
 PROVIDER_ENV = "PROMPTCI_PROVIDER"
 RECORD_ENV = "PROMPTCI_RECORD"
-Mode = Literal["recorded", "live", "local"]
+Mode = Literal["recorded", "live", "record", "local"]
 MODES = ("recorded", "live", "local")
 
 
@@ -36,20 +36,31 @@ def recording(env: Mapping[str, str] | None = None) -> bool:
 
 
 def provider_mode(env: Mapping[str, str] | None = None) -> Mode:
-    """Return the provider mode from the environment; raise ProviderConfigError on an unknown value.
+    """Return the run's provider mode from the environment; raise ProviderConfigError on an unknown value.
 
-    Recording needs live answers, so ``PROMPTCI_RECORD=1`` with ``recorded`` (or
-    nothing) set is ``live``; with ``local`` it stays ``local``.
+    ``record`` (from ``PROMPTCI_RECORD=1``) is the live provider plus writing
+    recordings. With ``PROMPTCI_PROVIDER=local`` the mode stays ``local``:
+    ``effective_mode`` decides per model, and records only what the local model answers.
     """
     env = os.environ if env is None else env
     value = env.get(PROVIDER_ENV, "recorded").strip().lower() or "recorded"
     if value not in MODES:
         raise ProviderConfigError(f"{PROVIDER_ENV}={value!r}: expected one of {', '.join(MODES)}")
-    if value == "recorded" and recording(env):
-        return "live"
+    if value == "local":
+        return "local"
+    if recording(env):
+        return "record"
     return value  # type: ignore[return-value]
 
 
-def answered_live(mode: Mode, provider: str) -> bool:
-    """Return whether a prompt whose catalog model has ``provider`` calls a model in ``mode``."""
-    return mode == "live" or (mode == "local" and provider == "local")
+def effective_mode(mode: Mode, provider: str, env: Mapping[str, str] | None = None) -> Mode:
+    """Return how a branch whose catalog model has ``provider`` runs in the run's ``mode``.
+
+    Only ``local`` differs: the bundled model's prompts call it live (``record``
+    with ``PROMPTCI_RECORD=1``); every other branch replays its recordings.
+    """
+    if mode != "local":
+        return mode
+    if provider == "local":
+        return "record" if recording(env) else "live"
+    return "recorded"

@@ -106,3 +106,16 @@ def test_bad_data_keys_and_foreign_files_are_rejected() -> None:
         parse_configmap("kind: Secret\n", "x.yaml")
     with pytest.raises(LayoutError, match="not a promptci ConfigMap"):
         parse_configmap("kind: ConfigMap\nmetadata: {name: x}\ndata: {}\n", "x.yaml")
+
+
+def test_a_rollback_pin_round_trips_and_orders_replacements() -> None:
+    """The pin a rollback sets is data of the ConfigMap, and only a newer source may pass it."""
+    from dataclasses import replace
+
+    plain = cm("hello\n")
+    assert "pinned-revision" not in plain.render()  # content promoted before pins existed keeps its bytes
+    pinned = replace(plain, pinned_revision="f00d", pinned_timestamp=1_800_000_000)
+    back = parse_configmap(pinned.render())
+    assert (back.pinned_revision, back.pinned_timestamp) == ("f00d", 1_800_000_000)
+    assert back.floor == (1_800_000_000, "f00d") > back.source_key == (1_700_000_000, "c0ffee")
+    assert plain.floor == plain.source_key

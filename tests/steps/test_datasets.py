@@ -3,16 +3,35 @@ from pathlib import Path
 import pytest
 
 from config.yamlio import LoadError
-from steps.datasets import load_dataset
+from steps.datasets import load_dataset, read_guardrail_cases, read_rag_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_sample_format_loads():
-    counts = {p.parent.name + p.suffix: len(load_dataset(p)) for p in (REPO / "evals").rglob("golden.*")}
+    other_types = {"pii-and-injection", "kb-search"}  # guardrail cases and a RAG golden set
+    counts = {p.parent.name + p.suffix: len(load_dataset(p)) for p in (REPO / "evals").rglob("golden.*")
+              if p.parent.name not in other_types}
     assert counts == {"support-reply.yaml": 3, "summarizer.jsonl": 2, "sql-generator.csv": 3,
                       "ticket-classifier.json": 3, "rag-answer.yaml": 2,
                       "order-lookup.yaml": 3, "contact-extractor.yaml": 3}
+    assert len(read_guardrail_cases(REPO / "evals" / "pii-and-injection" / "golden.yaml")) == 43
+    rag = read_rag_dataset(REPO / "evals" / "kb-search" / "golden.yaml")
+    assert (len(rag.documents), len(rag.queries)) == (32, 22)
+
+
+def test_guardrail_and_rag_datasets_report_each_problem_at_its_line(tmp_path: Path):
+    g = tmp_path / "g.yaml"
+    g.write_text("cases:\n  - {description: a, input: x, expected: block, category: pii}\n"
+                 "  - {description: a, input: y, expected: allow, category: pii, redacted: z}\n")
+    with pytest.raises(LoadError) as exc:
+        read_guardrail_cases(g)
+    lines = [p.format() for p in exc.value.problems]
+    assert any(":3:5: cases[1]: `redacted` is only for cases expected to be redacted" in line for line in lines), lines
+    r = tmp_path / "r.yaml"
+    r.write_text("documents: [{id: a, text: t}]\nqueries: [{query: q, relevant: [b]}]\n")
+    with pytest.raises(LoadError, match="queries\\[0\\] names unknown documents: b"):
+        read_rag_dataset(r)
 
 
 def test_csv_expectations_become_assertions():

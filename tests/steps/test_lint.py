@@ -133,3 +133,23 @@ def test_paths_and_metric_names_that_could_read_as_argo_syntax_are_rejected(repo
                             "contain letters") for e in errors), errors
     assert any(e.startswith("evals/rag-answer/golden.yaml:9:") and "[0].assert[1].metric: String should match" in e
                for e in errors), errors
+
+
+def test_guardrail_and_rag_golden_data_is_linted_with_its_own_shape(tmp_path):
+    from steps.lint import lint_paths
+
+    (tmp_path / "guardrails").mkdir()
+    (tmp_path / "rag-configs").mkdir()
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "guardrails" / "g.yaml").write_text(
+        "kind: guardrail-policy\nid: g\nversion: 1.0.0\nowner: qa\nrules: [{id: r, patterns: [x], action: block}]\n"
+        "evals: [{name: golden, path: evals/g.yaml}]\n")
+    (tmp_path / "evals" / "g.yaml").write_text(
+        "cases:\n  - {description: a, input: x, expected: redact, category: pii}\n")
+    (tmp_path / "rag-configs" / "k.yaml").write_text(
+        "kind: rag-config\nid: k\nversion: 1.0.0\nowner: qa\nembedding_model: text-embedding-3-small\n"
+        "chunk_size: 64\nchunk_overlap: 8\ntop_k: 3\nindex: {name: i, backend: faiss, type: lexical}\n")
+    lines = [p.format() for p in lint_paths([tmp_path / "guardrails", tmp_path / "rag-configs"], root=tmp_path)]
+    assert "evals/g.yaml:2:5: cases[0]: a redact case needs the expected `redacted` text" in lines
+    assert any(line.startswith("rag-configs/k.yaml:1:1: evals: rag-config has no golden data") for line in lines), \
+        lines

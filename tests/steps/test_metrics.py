@@ -1,4 +1,5 @@
-"""Local-runner metrics: pushed to a real Pushgateway, or an atomic node_exporter textfile."""
+"""Local-runner metrics: cumulative like the controller's, under Argo's names, pushed to a real
+Pushgateway or written to an atomic node_exporter textfile."""
 
 from __future__ import annotations
 
@@ -15,10 +16,25 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from steps import metric_names as names
-from steps.metrics import MetricsError, record_pipeline_run
+from steps.metrics import Emission, MetricsError, publish
 
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
-STAGES = {"lint": "succeeded", "validate": "succeeded", "eval": "failed", "promote": "skipped"}
+RESULT = names.ARGO_PREFIX + names.RESULT
+DURATION = names.ARGO_PREFIX + names.DURATION
+
+
+def stage(stage: str, result: str, artifact_type: str = "prompt") -> Emission:
+    return Emission(names.RESULT, "counter", names.RESULT_HELP,
+                    (("artifact_type", artifact_type), ("stage", stage), ("result", result)), 1)
+
+
+def run(seconds: float, result: str, artifact_type: str = "prompt") -> Emission:
+    return Emission(names.DURATION, "histogram", names.DURATION_HELP,
+                    (("artifact_type", artifact_type), ("result", result)), seconds, names.DURATION_BUCKETS)
+
+
+ONE_RUN = [stage("lint", "Succeeded"), stage("eval", "Error"), stage("eval", "Succeeded"), stage("eval", "Failed"),
+           run(42.5, "Failed")]
 
 
 def _free_port() -> int:
@@ -38,7 +54,10 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         pytest.skip(message)
     port = _free_port()
     log = (tmp_path / "pushgateway.log").open("wb")
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, shared by every run on
+    # the machine: an empty --persistence.file keeps this gateway's metrics in its own memory only.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                            stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15
@@ -52,6 +71,9 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"pushgateway did not become ready: {(tmp_path / 'pushgateway.log').read_text()}")
             time.sleep(0.05)
+        time.sleep(0.3)  # another test's gateway may have answered on this port while ours failed to bind
+        if proc.poll() is not None:
+            pytest.fail(f"pushgateway exited: {(tmp_path / 'pushgateway.log').read_text()}")
         yield url
     finally:
         proc.terminate()  # this process only, by its PID
@@ -78,76 +100,95 @@ def helps(text: str) -> dict[str, str]:
 
 
 def test_push_to_a_real_pushgateway_and_read_back(pushgateway: str, tmp_path: Path) -> None:
-    where = record_pipeline_run(artifact_type="prompt", result="failed", duration_seconds=42.5,
-                                stage_results=STAGES, run_dir=tmp_path / "run", instance="ci-7",
-                                pushgateway_url=pushgateway)
-    assert where == f"{pushgateway}/metrics/job/promptci/pipeline/promptci/instance/ci-7"
+    """The Pushgateway holds Argo's series names: no _total on the counter, _bucket/_sum/_count."""
+    where = publish(ONE_RUN, run_dir=tmp_path / "run", state_path=tmp_path / "state.json", instance="ci-7",
+                    pushgateway_url=pushgateway)
+    assert where == f"{pushgateway}/metrics/job/promptci/instance/ci-7"
     assert not (tmp_path / "run" / "metrics.prom").exists()
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     got = samples(text)
-    group = {("job", "promptci"), ("pipeline", "promptci"), ("instance", "ci-7")}
-    dur = frozenset(group | {("artifact_type", "prompt"), ("result", "failed")})
-    assert got[(names.DURATION + "_count", dur)] == 1
-    assert got[(names.DURATION + "_sum", dur)] == 42.5
-    assert got[(names.DURATION + "_bucket", dur | {("le", "30.0")})] == 0
-    assert got[(names.DURATION + "_bucket", dur | {("le", "60.0")})] == 1
-    for stage, result in STAGES.items():
-        key = (names.RESULT + "_total", frozenset(group | {("stage", stage), ("result", result)}))
-        assert got[key] == 1, key
-    assert helps(text)[names.DURATION] == names.DURATION_HELP
-    assert helps(text)[names.RESULT] == names.RESULT_HELP
+    group = {("job", "promptci"), ("instance", "ci-7")}
+    dur = frozenset(group | {("artifact_type", "prompt"), ("result", "Failed")})
+    assert got[(DURATION + "_count", dur)] == 1
+    assert got[(DURATION + "_sum", dur)] == 42.5
+    assert got[(DURATION + "_bucket", dur | {("le", "30.0")})] == 0
+    assert got[(DURATION + "_bucket", dur | {("le", "60.0")})] == 1
+    for e in ONE_RUN[:4]:
+        assert got[(RESULT, frozenset(group | set(e.labels)))] == 1, e
+    assert not [k for k in got if "prompt_pipeline" in k[0] and (k[0].endswith("_total") or k[0].startswith("prompt_"))]
+    assert helps(text)[DURATION] == names.DURATION_HELP
+    assert helps(text)[RESULT] == names.RESULT_HELP
+
+
+def test_counters_and_histograms_accumulate_across_runs(pushgateway: str, tmp_path: Path) -> None:
+    """As the controller's do (metrics_custom.go UpsertCustomMetric), so increase() sees every run even
+    though each push replaces the group."""
+    state = tmp_path / "state.json"
+    for seconds in (10.0, 100.0):
+        publish([stage("lint", "Succeeded"), run(seconds, "Succeeded")], run_dir=tmp_path, state_path=state,
+                instance="ci-7", pushgateway_url=pushgateway)
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as resp:
+        got = samples(resp.read().decode())
+    group = {("job", "promptci"), ("instance", "ci-7")}
+    assert got[(RESULT, frozenset(group | set(stage("lint", "Succeeded").labels)))] == 2
+    dur = frozenset(group | {("artifact_type", "prompt"), ("result", "Succeeded")})
+    assert (got[(DURATION + "_count", dur)], got[(DURATION + "_sum", dur)]) == (2, 110.0)
+    assert got[(DURATION + "_bucket", dur | {("le", "15.0")})] == 1
 
 
 def test_pushgateway_url_from_the_environment(pushgateway: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUSHGATEWAY_URL", pushgateway)
-    where = record_pipeline_run(artifact_type="rag-config", result="succeeded", duration_seconds=3,
-                                stage_results={"lint": "succeeded"}, run_dir=tmp_path)
+    where = publish([stage("lint", "Succeeded", "rag-config")], run_dir=tmp_path, state_path=tmp_path / "s.json")
     assert where.endswith(f"/instance/{socket.gethostname()}")
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as resp:
         got = samples(resp.read().decode())
-    key = (names.RESULT + "_total", frozenset({("job", "promptci"), ("pipeline", "promptci"),
-                                                ("instance", socket.gethostname()),
-                                                ("stage", "lint"), ("result", "succeeded")}))
+    key = (RESULT, frozenset({("job", "promptci"), ("instance", socket.gethostname()), ("artifact_type", "rag-config"),
+                              ("stage", "lint"), ("result", "Succeeded")}))
     assert got[key] == 1
 
 
 def test_textfile_when_no_pushgateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
     run_dir = tmp_path / "runs" / "r1"
-    where = record_pipeline_run(artifact_type="guardrail-policy", result="error", duration_seconds=0.25,
-                                stage_results={"lint": "succeeded", "eval": "error"}, run_dir=run_dir)
+    where = publish([stage("eval", "Error", "guardrail-policy"), run(0.25, "Error", "guardrail-policy")],
+                    run_dir=run_dir, state_path=tmp_path / "runs" / "state.json")
     assert where == str(run_dir / "metrics.prom")
     assert [p.name for p in run_dir.iterdir()] == ["metrics.prom"]  # no temp file left behind
     got = samples((run_dir / "metrics.prom").read_text())
-    dur = frozenset({("artifact_type", "guardrail-policy"), ("result", "error")})
-    assert got[(names.DURATION + "_sum", dur)] == 0.25
-    assert got[(names.RESULT + "_total", frozenset({("stage", "eval"), ("result", "error")}))] == 1
+    dur = frozenset({("artifact_type", "guardrail-policy"), ("result", "Error")})
+    assert got[(DURATION + "_sum", dur)] == 0.25
+    assert got[(RESULT, frozenset(stage("eval", "Error", "guardrail-policy").labels))] == 1
 
 
 def test_unreachable_pushgateway_falls_back_to_the_textfile(tmp_path: Path,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
-    where = record_pipeline_run(artifact_type="prompt", result="succeeded", duration_seconds=1,
-                                stage_results={"lint": "succeeded"}, run_dir=tmp_path, pushgateway_url=url)
+    where = publish([stage("lint", "Succeeded")], run_dir=tmp_path, state_path=tmp_path / "s.json",
+                    pushgateway_url=url)
     assert where == str(tmp_path / "metrics.prom")
     assert "cannot push metrics" in caplog.text
 
 
-def test_each_run_has_its_own_registry(tmp_path: Path) -> None:
-    for i in range(2):
-        record_pipeline_run(artifact_type="prompt", result="succeeded", duration_seconds=1,
-                            stage_results={"lint": "succeeded"}, run_dir=tmp_path / str(i))
-    got = samples((tmp_path / "1" / "metrics.prom").read_text())
-    assert got[(names.RESULT + "_total", frozenset({("stage", "lint"), ("result", "succeeded")}))] == 1
+def test_concurrent_runs_lose_no_emission(tmp_path: Path) -> None:
+    """Two local runs finishing together both count: the state is updated under a lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    state = tmp_path / "state.json"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: publish([stage("lint", "Succeeded")], run_dir=tmp_path / str(i), state_path=state),
+                      range(16)))
+    publish([], run_dir=tmp_path / "last", state_path=state)
+    final = samples((tmp_path / "last" / "metrics.prom").read_text())
+    assert final[(RESULT, frozenset(stage("lint", "Succeeded").labels))] == 16
 
 
-@pytest.mark.parametrize("kwargs", [{"result": "passed"}, {"stage_results": {"eval": "Succeeded"}},
-                                    {"duration_seconds": -1.0}])
-def test_invalid_values_are_rejected(tmp_path: Path, kwargs: dict) -> None:
-    args = {"artifact_type": "prompt", "result": "succeeded", "duration_seconds": 1.0,
-            "stage_results": {"lint": "succeeded"}, "run_dir": tmp_path, **kwargs}
+@pytest.mark.parametrize("bad", [stage("lint", "succeeded"), stage("eval", "Skipped"), run(-1.0, "Succeeded"),
+                                 Emission("prompt-pipeline", "counter", "h", (), 1),
+                                 Emission(names.RESULT, "gauge", "h", (), 1)])
+def test_invalid_emissions_are_rejected_before_the_state_changes(tmp_path: Path, bad: Emission) -> None:
+    state = tmp_path / "state.json"
     with pytest.raises(MetricsError):
-        record_pipeline_run(**args)
-    assert not (tmp_path / "metrics.prom").exists()
+        publish([stage("lint", "Succeeded"), bad], run_dir=tmp_path, state_path=state)
+    assert not state.exists() and not (tmp_path / "metrics.prom").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.artifacts import ArtifactType
-from steps.plan import PlanError, plan
+from steps.plan import NoGoldenData, PlanError, plan
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,10 +83,40 @@ def test_deleted_artifact_is_not_planned(repo: Path) -> None:
     assert plan("prompts", ArtifactType.PROMPT, repo_root=repo, git_revision=head, base_revision=base) == []
 
 
-def test_artifact_without_datasets_gets_one_none_item(repo: Path) -> None:
-    items = plan("model-configs", ArtifactType.MODEL_CONFIG, repo_root=repo, git_revision=None,
-                 base_revision=None)
-    assert _ids(items) == {("default-chat", "none")}
+def test_changing_a_model_config_plans_exactly_its_dependents_datasets(repo: Path) -> None:
+    base = _git(repo, "rev-parse", "HEAD")
+    mc = repo / "model-configs" / "support-default.yaml"
+    mc.write_text(mc.read_text().replace("version: 1.0.0", "version: 1.0.1"))
+    head = _commit(repo, "bump the config")
+    items = plan("model-configs", ArtifactType.MODEL_CONFIG, repo_root=repo, git_revision=head,
+                 base_revision=base)
+    assert _ids(items) == {("support-default", "support-reply/golden"),
+                           ("support-default", "ticket-classifier/golden")}
+    # the prompts that use it are re-planned too (their cache key holds the config's hash)
+    prompts = plan("prompts", ArtifactType.PROMPT, repo_root=repo, git_revision=head, base_revision=base)
+    assert {i.artifact_id for i in prompts} == {"support-reply", "ticket-classifier"}
+
+
+def test_changing_an_unrelated_prompt_does_not_plan_the_model_config(repo: Path) -> None:
+    base = _git(repo, "rev-parse", "HEAD")
+    p = repo / "prompts" / "sql-generator.yaml"
+    p.write_text(p.read_text().replace("version:", "# edited\nversion:", 1))
+    head = _commit(repo, "edit sql-generator")
+    assert plan("model-configs", ArtifactType.MODEL_CONFIG, repo_root=repo, git_revision=head,
+                base_revision=base) == []
+
+
+def test_an_artifact_without_golden_data_stops_the_plan(repo: Path) -> None:
+    (repo / "model-configs" / "unused.yaml").write_text(
+        "kind: model-config\nid: unused\nversion: 1.0.0\nowner: qa\nmodel: gpt-4o\n")
+    with pytest.raises(NoGoldenData, match="unused.yaml: no prompt uses it"):
+        plan("model-configs", ArtifactType.MODEL_CONFIG, repo_root=repo, git_revision=None, base_revision=None)
+    (repo / "guardrails").mkdir()
+    (repo / "guardrails" / "g.yaml").write_text(
+        "kind: guardrail-policy\nid: g\nversion: 1.0.0\nowner: qa\n"
+        "rules: [{id: r, patterns: [x], action: block}]\n")
+    with pytest.raises(NoGoldenData, match="g.yaml: it has no golden data"):
+        plan("guardrails", ArtifactType.GUARDRAIL_POLICY, repo_root=repo, git_revision=None, base_revision=None)
 
 
 def test_unknown_revision_and_missing_path_stop_the_plan(repo: Path) -> None:

@@ -11,7 +11,7 @@ import yaml
 
 from config.artifacts import ModelParameters
 from config.catalog import load_catalog
-from steps.providers import ProviderConfigError, answered_live, local_model, provider_mode, recording
+from steps.providers import ProviderConfigError, effective_mode, local_model, provider_mode, recording
 from steps.providers.author import author
 from steps.providers.live import live_provider
 
@@ -21,15 +21,16 @@ REPO = Path(__file__).resolve().parents[2]
 def test_provider_setting() -> None:
     assert provider_mode({}) == "recorded"
     assert provider_mode({"PROMPTCI_PROVIDER": "local"}) == "local"
-    # recording needs live answers: alone it means live, with local it stays local
-    assert provider_mode({"PROMPTCI_RECORD": "1"}) == "live"
+    assert provider_mode({"PROMPTCI_RECORD": "1"}) == "record"  # live + write recordings
     assert provider_mode({"PROMPTCI_RECORD": "1", "PROMPTCI_PROVIDER": "local"}) == "local"
     assert recording({"PROMPTCI_RECORD": "1"}) and not recording({})
     with pytest.raises(ProviderConfigError, match="expected one of recorded, live, local"):
         provider_mode({"PROMPTCI_PROVIDER": "lcoal"})
-    # local mode calls only the models the bundled server serves; the rest replay recordings
-    assert answered_live("local", "local") and not answered_live("local", "openai")
-    assert answered_live("live", "openai") and not answered_live("recorded", "local")
+    # local mode calls only the model the bundled server serves; everything else replays recordings
+    assert effective_mode("local", "local", {}) == "live"
+    assert effective_mode("local", "local", {"PROMPTCI_RECORD": "1"}) == "record"
+    assert effective_mode("local", "openai", {"PROMPTCI_RECORD": "1"}) == "recorded"
+    assert effective_mode("live", "openai") == "live" and effective_mode("recorded", "local") == "recorded"
 
 
 def test_local_model_is_an_openai_compatible_endpoint_without_a_key() -> None:

@@ -56,3 +56,18 @@ def test_summary_lists_blocked_branches_first_with_reasons(tmp_path):
     assert [r.split("`")[1] for r in rows] == ["bad", "boom", "ok"]
     assert "- promptfoo timed out after 3s" in text and "diff report: `runs/r/bad/golden/diff.md`" in text
     assert "promotion is blocked" in write_run_summary([], store, "empty")
+
+
+def test_summary_shows_each_types_metrics(tmp_path):
+    def br(aid: str, atype: str, scores: dict[str, float]) -> BranchResult:
+        return BranchResult(artifact_id=aid, artifact_type=atype, path=f"x/{aid}.yaml", dataset="golden",
+                            content_hash="sha256:0", status="passed", pass_rate=1.0, metric_scores=scores,
+                            tests_total=3, tests_passed=3)
+
+    text = write_run_summary([
+        br("g", "guardrail-policy", {"recall": 0.9, "recall.pii": 0.8, "specificity": 0.95}),
+        br("k", "rag-config", {"recall_at_k": 0.75, "mrr": 0.5, "ndcg_at_k": 0.6, "hit_at_k": 1.0}),
+    ], LocalStore(tmp_path), "r")
+    assert "recall 0.90, recall[pii] 0.80, FPR 0.05" in text
+    assert "recall@k 0.75, MRR 0.50, nDCG@k 0.60, hit@k 1.00" in text
+    assert "| guardrail-policy |" in text and "| rag-config |" in text

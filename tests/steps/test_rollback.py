@@ -8,12 +8,12 @@ import pytest
 
 from steps.gitops.env_status import environment_status
 from steps.gitops.rollback import RollbackError, rollback_artifact
-from steps.promote import promote_run
 from tests.steps.promote_helpers import (
     commit_count,
     git,
     live_content,
     make_config,
+    promote,
     remote_of,
     run_for,
     store_of,
@@ -28,9 +28,7 @@ def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
     config = make_config(tmp_path, chain=["dev", "prod"])
     for i, (aid, version) in enumerate([("a", "1.0.0"), ("a", "1.1.0"), ("b", "1.0.0"), ("a", "1.2.0")]):
         write_prompt(src, aid, version)
-        run = run_for(src, aid)
-        report = promote_run(run.results, run.planned, env="dev", repo_root=src, run_id=f"r{i}", config=config,
-                             store=store_of(config), source_revision=f"{i:040d}", source_timestamp=1000 + i)
+        report = promote(src, config, run_for(src, aid, store_of(config), run_id=f"r{i}"), "dev")
         assert report.ok, report.render()
     return tmp_path, config
 

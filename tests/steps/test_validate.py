@@ -26,20 +26,32 @@ def test_samples_validate(repo: Path):
 
 
 def test_unknown_model_suggests_the_closest(repo: Path):
-    edit(repo / "prompts" / "ticket-classifier.yaml", "model: gpt-4o-mini", "model: gpt-4o-mnii")
+    edit(repo / "prompts" / "ticket-classifier.yaml", "model: config:support-default", "model: gpt-4o-mnii")
     errors, _ = run(repo, "prompts/ticket-classifier.yaml")
     assert errors == ["prompts/ticket-classifier.yaml:7:1: model: unknown model 'gpt-4o-mnii'; "
                       "did you mean 'gpt-4o-mini'?"]
 
 
 def test_retired_is_an_error_and_deprecated_a_warning(repo: Path):
-    edit(repo / "prompts" / "ticket-classifier.yaml", "model: gpt-4o-mini", "model: gpt-3.5-turbo-0613")
-    edit(repo / "prompts" / "support-reply.yaml", "model: gpt-4o-mini", "model: gpt-4-turbo")
+    edit(repo / "prompts" / "ticket-classifier.yaml", "model: config:support-default", "model: gpt-3.5-turbo-0613")
+    edit(repo / "prompts" / "support-reply.yaml", "model: config:support-default", "model: gpt-4-turbo")
     errors, warnings = run(repo)
     assert errors == ["prompts/ticket-classifier.yaml:7:1: model: model 'gpt-3.5-turbo-0613' is retired; "
                       "use 'gpt-4o-mini'"]
     assert warnings == ["prompts/support-reply.yaml:7:1: model: warning: model 'gpt-4-turbo' is deprecated; "
                         "migrate to 'gpt-4o'"]
+
+
+def test_a_model_config_reference_is_resolved_and_its_model_checked(repo: Path):
+    assert run(repo, "prompts/support-reply.yaml") == ([], [])  # model: config:support-default
+    edit(repo / "model-configs" / "support-default.yaml", "model: gpt-4o-mini", "model: gpt-3.5-turbo-0613")
+    errors, _ = run(repo, "prompts/support-reply.yaml")
+    assert errors == ["prompts/support-reply.yaml:7:1: model: model 'gpt-3.5-turbo-0613' is retired; "
+                      "use 'gpt-4o-mini'"]
+    edit(repo / "prompts" / "support-reply.yaml", "config:support-default", "config:no-such-config")
+    errors, _ = run(repo, "prompts/support-reply.yaml")
+    assert errors == ["prompts/support-reply.yaml:7:1: model: model 'config:no-such-config' names no model-config: "
+                      "model-configs/no-such-config.yaml does not exist"]
 
 
 def test_prompt_over_its_token_limit_names_the_test(repo: Path):

@@ -50,6 +50,12 @@ def collect(results: str, out: str) -> None:
 
 
 @script(constructor="runner")
+def show_policy(out: str) -> None:
+    """Copy the file ``$POLICY`` names (a mounted ConfigMap key) to ``out``."""
+    Path(out).write_text(Path(os.environ["POLICY"]).read_text())
+
+
+@script(constructor="runner")
 def flaky(counter: str, failures: str, code: str) -> None:
     """Exit ``code`` for the first ``failures`` attempts (counted in file ``counter``), then pass."""
     path = Path(counter)
@@ -115,4 +121,20 @@ def exit_handler_template(out: str) -> dict[str, Any]:
         with DAG(name="main"):
             w(name="lint", arguments={"label": "lint", "seconds": "0"})
             w(name="eval", depends="lint", arguments={"label": "eval", "seconds": "0"})
+    return wt.to_dict()
+
+
+def configmap_template(out: str) -> dict[str, Any]:
+    """Return a one-step template that mounts ConfigMap ``policy`` at /etc/promptci and copies its key to ``out``."""
+    from hera.workflows import Env
+    from hera.workflows.models import ConfigMapVolumeSource, Volume, VolumeMount
+
+    with WorkflowTemplate(name="cm", entrypoint="main", arguments=[Parameter(name="out", value=out)],
+                          volumes=[Volume(name="cfg", config_map=ConfigMapVolumeSource(name="policy"))]) as wt:
+        s = Script(name="show", source=show_policy.wrapped_function, image="python:3.11",
+                   constructor=RunnerScriptConstructor(outputs_directory="/tmp/hera-outputs"), command=["python"],
+                   env=[Env(name="POLICY", value="/etc/promptci/pipeline.yaml")],
+                   volume_mounts=[VolumeMount(name="cfg", mount_path="/etc/promptci", read_only=True)])
+        with DAG(name="main"):
+            s(name="show", arguments={"out": "{{workflow.parameters.out}}"})
     return wt.to_dict()

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from steps.contracts import to_wire
-from tests.steps.promote_helpers import commit_count, live_content, make_config, run_for, write_prompt
+from steps.stores.store import LocalStore
+from tests.steps.promote_helpers import commit_count, commit_source, live_content, make_config, run_for, write_prompt
 from workflows.cli.promote import promote_cmd, rollback_cmd, status_cmd
 
 
@@ -24,16 +24,15 @@ def repo(tmp_path: Path) -> Path:
     cfg["gitops"]["repo_url"] = ".promptci/gitops.git"  # the default layout: relative to the repo root
     cfg["store"]["root"] = ".promptci/store"
     (src / "config" / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    commit_source(src, message="the protected branch's policy")  # main:config/pipeline.yaml is trusted
     return src
 
 
 def _write_run(repo: Path, aid: str, version: str) -> list[str]:
+    """Commit a version of ``aid`` and store its run's signed plan and records; return promote's args."""
     write_prompt(repo, aid, version, note="Say {{ not_argo }} literally.")
-    run = run_for(repo, aid)
-    (repo / "results.json").write_text(to_wire(list(run.results)))  # type: ignore[arg-type]
-    (repo / "planned.json").write_text(to_wire(list(run.planned)))  # type: ignore[arg-type]
-    return ["--results", str(repo / "results.json"), "--planned", str(repo / "planned.json"),
-            "--repo-root", str(repo)]
+    run = run_for(repo, aid, LocalStore(repo / ".promptci/store"))
+    return ["--run-id", run.run_id, "--repo-root", str(repo)]
 
 
 def _invoke(cmd, args: list[str]):  # type: ignore[no-untyped-def]
@@ -42,7 +41,7 @@ def _invoke(cmd, args: list[str]):  # type: ignore[no-untyped-def]
 
 def test_promote_rollback_status_round_trip(repo: Path) -> None:
     common = _write_run(repo, "support-reply", "1.0.0")
-    res = _invoke(promote_cmd, ["--env", "dev", *common, "--run-id", "r1", "--source-timestamp", "100"])
+    res = _invoke(promote_cmd, ["--env", "dev", *common])
     assert res.exit_code == 0, res.output
     assert "promoted      support-reply 1.0.0" in res.output
     assert (repo / ".promptci/gitops.git").is_dir()  # created on first use
@@ -52,10 +51,10 @@ def test_promote_rollback_status_round_trip(repo: Path) -> None:
     assert (repo / ".promptci/store/baselines/dev/support-reply/golden.json").exists()
 
     common = _write_run(repo, "support-reply", "1.1.0")
-    dry = _invoke(promote_cmd, ["--env", "dev", *common, "--dry-run", "--source-timestamp", "200"])
+    dry = _invoke(promote_cmd, ["--env", "dev", *common, "--dry-run"])
     assert dry.exit_code == 0 and "+  version: 1.1.0" in dry.output
     assert commit_count(config) == 2
-    assert _invoke(promote_cmd, ["--env", "dev", *common, "--source-timestamp", "200"]).exit_code == 0
+    assert _invoke(promote_cmd, ["--env", "dev", *common]).exit_code == 0
 
     status = _invoke(status_cmd, ["--repo-root", str(repo), "--format", "json"])
     data = json.loads(status.output)
@@ -85,12 +84,43 @@ def test_promote_needs_approve_flag_where_configured(repo: Path) -> None:
     assert approved.exit_code == 0, approved.output
 
 
-def test_bad_results_file_names_file_and_field(repo: Path) -> None:
+def test_results_come_only_from_the_store(repo: Path) -> None:
+    """Hole 2: there is no way to hand promote a results file; an unknown run is refused."""
+    (repo / "results.json").write_text('[{"artifact_id": "a", "status": "passed", "pass_rate": 1.0}]')
+    res = CliRunner().invoke(promote_cmd, ["--env", "dev", "--results", str(repo / "results.json"),
+                                           "--run-id", "x", "--repo-root", str(repo)])
+    assert res.exit_code == 2 and "No such option '--results'" in res.output
+    dated = CliRunner().invoke(promote_cmd, ["--env", "dev", "--source-timestamp", "4102444800", "--run-id", "x",
+                                             "--repo-root", str(repo)])
+    assert dated.exit_code == 2 and "No such option '--source-timestamp'" in dated.output  # time comes from git
+    _write_run(repo, "a", "1.0.0")  # creates the local signing key
+    ghost = CliRunner().invoke(promote_cmd, ["--env", "dev", "--run-id", "never-ran", "--repo-root", str(repo)])
+    assert ghost.exit_code == 1 and "run never-ran has no plan in the store" in ghost.output
+
+
+def test_a_loosened_gate_in_the_checkout_is_refused_field_by_field(repo: Path) -> None:
+    """Hole 1: the checkout's config/pipeline.yaml lowers min_pass_rate and drops prod approval."""
     common = _write_run(repo, "a", "1.0.0")
-    (repo / "results.json").write_text('[\n  {"artifact_id": "a", "status": "great"}\n]\n')
+    cfg = yaml.safe_load((repo / "config/pipeline.yaml").read_text())
+    cfg["defaults"]["eval"]["min_pass_rate"] = 0.3
+    cfg["promotion"]["environments"]["staging"]["manual_approval"] = False
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(cfg))
+
     res = CliRunner().invoke(promote_cmd, ["--env", "dev", *common])
-    assert res.exit_code == 2
-    assert f"{repo / 'results.json'}:2:" in res.output and "[0].status" in res.output
+
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert "config/pipeline.yaml: defaults: eval.min_pass_rate: trusted 0.8, proposed 0.3: a change under " \
+           "test may only tighten a gate" in lines
+    assert any("promotion.environments.staging.manual_approval: trusted true, proposed false" in line
+               for line in lines)
+    assert not (repo / ".promptci/gitops.git").exists()
+    # Tightening is allowed, and applied: min_pass_rate 1.0 for a run that passed 100% still promotes.
+    cfg["defaults"]["eval"]["min_pass_rate"] = 1.0
+    cfg["promotion"]["environments"]["staging"]["manual_approval"] = True
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    ok = CliRunner().invoke(promote_cmd, ["--env", "dev", *common])
+    assert ok.exit_code == 0, ok.output
 
 
 def test_rollback_unknown_artifact_fails_cleanly(repo: Path) -> None:

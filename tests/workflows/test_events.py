@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,15 @@ from config.artifacts import ArtifactType
 from config.pipeline import PromptPipelineConfig
 from tests.argo_schema import schema_check
 from workflows.events import (
+    ARGO_EVENTS_VERSION,
+    VERSION_ANNOTATION,
     WORKFLOW_PARAMETERS,
     TriggerSettings,
     build_event_manifests,
     write_event_manifests,
 )
-from workflows.webhooks.trigger_filter import evaluate, push_filter
+from workflows.webhooks.sensor_filter import evaluate, parse_event
+from workflows.webhooks.trigger_filter import push_filter
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 CASES: dict[str, dict[str, Any]] = json.loads((PAYLOADS / "cases.json").read_text())
@@ -117,7 +121,7 @@ def test_defaults_come_from_the_config(manifests: list[dict]) -> None:
     for dep, trig in zip(sensor["spec"]["dependencies"], sensor["spec"]["triggers"], strict=True):
         if not dep["name"].endswith("-prompt"):
             continue
-        assert dep["filters"] == push_filter("llm/prompts", "trunk")
+        assert dep["filters"] == push_filter("llm/prompts", "trunk", dep["eventSourceName"].split("-")[1])
         params = {p["name"]: p["value"] for p in
                   trig["template"]["argoWorkflow"]["source"]["resource"]["spec"]["arguments"]["parameters"]}
         assert params["artifact-path"] == "llm/prompts"
@@ -128,9 +132,9 @@ def test_defaults_come_from_the_config(manifests: list[dict]) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sensor_dependency_decides_each_payload_like_the_receiver(name: str, manifests: list[dict]) -> None:
     host = name.split("-", 1)[0]
-    payload = json.loads((PAYLOADS / f"{name}.json").read_text())
+    event = parse_event(host, (PAYLOADS / f"{name}.json").read_bytes())
     (dep,) = [d for d in sensor_of(manifests)["spec"]["dependencies"] if d["name"] == f"{host}-prompt"]
-    assert evaluate(dep["filters"], {"body": payload, "headers": {}}) is CASES[name]["prompt"]
+    assert evaluate(dep["filters"], event) is CASES[name]["prompt"]
 
 
 def test_event_sources_reference_secrets_and_never_contain_them(manifests: list[dict]) -> None:
@@ -141,9 +145,108 @@ def test_event_sources_reference_secrets_and_never_contain_them(manifests: list[
     assert gh["webhookSecret"] == {"name": "promptci-webhook-secrets", "key": "github"}
     assert gh["events"] == ["push"]
     assert gl["secretToken"] == {"name": "promptci-webhook-secrets", "key": "gitlab"}
+    assert gl["accessToken"] == {"name": "promptci-webhook-secrets", "key": "gitlab-access-token"}
     assert gl["events"] == ["PushEvents"]  # tag pushes are TagPushEvents: never delivered
     assert gt["authSecret"] == {"name": "promptci-webhook-secrets", "key": "gitea"}
     for spec in (gh, gl, gt):
         hook = spec.get("webhook", spec)
         assert hook["maxPayloadSize"] == 1024 * 1024
         assert hook["url"].startswith("https://")
+
+
+# ---------------------------------------------------------------- Argo Events v1.9.11 validate() rules
+
+
+def _validate_webhook_context(ctx: dict[str, Any] | None) -> str | None:
+    """argo-events v1.9.11 pkg/eventsources/common/webhook/validate.go ``ValidateWebhookContext``."""
+    if ctx is None:
+        return "webhook context is nil"
+    if not ctx.get("endpoint"):
+        return "endpoint can't be empty"
+    if not ctx.get("port"):
+        return "port can't be empty"
+    if not str(ctx["port"]).isdigit():
+        return f"failed to parse server port {ctx['port']}"
+    return None
+
+
+def validate_event_source(spec: dict[str, Any]) -> list[str]:
+    """Return the errors argo-events v1.9.11's ``validate()`` functions report for ``spec`` (empty: valid).
+
+    * gitlab/validate.go: ``events`` non-nil, ``gitlabBaseURL`` non-empty, ``accessToken`` non-nil,
+      then ``ValidateWebhookContext(webhook)``;
+    * github/validate.go: exactly one of ``repositories``/``organizations``; ``events`` when the
+      source creates hooks (``NeedToCreateHooks``: an API token or GitHub App plus ``webhook.url``);
+      ``contentType`` "json" or "form"; ``githubBaseURL`` and ``githubUploadURL`` together;
+    * webhook/validate.go: ``ValidateWebhookContext``.
+    """
+    errors: list[str] = []
+    for kind, events in spec.items():
+        if kind == "service":
+            continue
+        for name, es in events.items():
+            where = f"{kind}.{name}"
+            if kind == "gitlab":
+                if es.get("events") is None:
+                    errors.append(f"{where}: events can't be empty")
+                if not es.get("gitlabBaseURL"):
+                    errors.append(f"{where}: gitlab base url can't be empty")
+                if es.get("accessToken") is None:
+                    errors.append(f"{where}: access token can't be nil")
+                ctx_error = _validate_webhook_context(es.get("webhook"))
+            elif kind == "github":
+                repos, orgs = es.get("repositories"), es.get("organizations")
+                if repos is None and orgs is None:
+                    errors.append(f"{where}: either repositories or organizations is required")
+                if repos is not None and orgs is not None:
+                    errors.append(f"{where}: only one of repositories and organizations is allowed")
+                creates = bool(es.get("apiToken") or es.get("githubApp")) and bool((es.get("webhook") or {}).get("url"))
+                if creates and not es.get("events"):
+                    errors.append(f"{where}: events must be defined to create a github webhook")
+                if es.get("contentType") not in (None, "", "json", "form"):
+                    errors.append(f"{where}: content type must be \"json\" or \"form\"")
+                if bool(es.get("githubBaseURL")) != bool(es.get("githubUploadURL")):
+                    errors.append(f"{where}: githubBaseURL and githubUploadURL go together")
+                ctx_error = _validate_webhook_context(es.get("webhook"))
+            elif kind == "webhook":
+                ctx_error = _validate_webhook_context(es)
+            else:
+                errors.append(f"{where}: no validate() rules recorded for event source type {kind}")
+                continue
+            if ctx_error:
+                errors.append(f"{where}: {ctx_error}")
+    return errors
+
+
+def test_event_sources_pass_the_pinned_argo_events_validation(manifests: list[dict]) -> None:
+    sources = [d for d in manifests if d["kind"] == "EventSource"]
+    assert len(sources) == 3
+    for doc in sources:
+        assert doc["metadata"]["annotations"][VERSION_ANNOTATION] == ARGO_EVENTS_VERSION == "v1.9.11"
+        assert validate_event_source(doc["spec"]) == [], doc["metadata"]["name"]
+
+
+def test_the_validation_rules_catch_what_broke_gitlab_before(manifests: list[dict]) -> None:
+    """The pre-fix GitLab source (secretToken only) is exactly what v1.9.11 refuses to start."""
+    (gitlab,) = [d for d in manifests if d["metadata"]["name"] == "promptci-gitlab"]
+    old = copy.deepcopy(gitlab["spec"])
+    del old["gitlab"]["push"]["accessToken"]
+    assert validate_event_source(old) == ["gitlab.push: access token can't be nil"]
+
+
+def test_gitlab_source_verifies_the_token_because_it_manages_its_hook(manifests: list[dict]) -> None:
+    """gitlab/start.go (v1.9.11) checks X-Gitlab-Token only when ``NeedToCreateHooks()``:
+    ``AccessToken != nil && Webhook != nil && Webhook.URL != ""`` (eventsource_types.go), and only
+    with a ``secretToken``. Both must hold, or anyone can start runs."""
+    (gitlab,) = [d for d in manifests if d["metadata"]["name"] == "promptci-gitlab"]
+    es = gitlab["spec"]["gitlab"]["push"]
+    assert es["accessToken"] is not None and es["webhook"]["url"] and es["secretToken"]
+    assert es["secretToken"] != es["accessToken"]
+    assert es["projects"] and es["events"] == ["PushEvents"]
+    assert es["deleteHookOnFinish"] is False  # a rolling restart must not delete the hook
+
+
+def test_no_bitbucket_event_source_is_generated(manifests: list[dict]) -> None:
+    """argo-events v1.9.11's bitbucket source verifies no signature (bitbucket/start.go ``HandleRoute``)."""
+    kinds = {k for d in manifests if d["kind"] == "EventSource" for k in d["spec"] if k != "service"}
+    assert kinds == {"github", "gitlab", "webhook"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hera.workflows import DAG, Container, Suspend, WorkflowTemplate
 
-from tests.workflows.pipeline_fixtures import flaky_template, pipeline_template
+from tests.workflows.pipeline_fixtures import configmap_template, flaky_template, pipeline_template
 from workflows.runner.scheduler import NodeRecord, RunError, RunResult, UnsupportedFeature, run_template
 
 
@@ -111,21 +111,44 @@ def test_unsupported_feature_is_named_not_ignored(tmp_path: Path) -> None:
         _run(tmp_path, wt.to_dict())
     manifest = pipeline_template()
     manifest["spec"]["templates"][0]["script"]["volumeMounts"] = [{"name": "x", "mountPath": "/x"}]
-    with pytest.raises(UnsupportedFeature, match="volumeMounts"):
+    with pytest.raises(UnsupportedFeature, match="volumeMount 'x' names no spec.volumes entry"):
+        _run(tmp_path, manifest)
+    manifest["spec"]["volumes"] = [{"name": "x", "emptyDir": {}}]
+    with pytest.raises(UnsupportedFeature, match=r"spec.volumes\[x\]: 'emptyDir' is not supported"):
         _run(tmp_path, manifest)
 
 
-def _approval_template() -> dict[str, Any]:
-    with WorkflowTemplate(name="a", entrypoint="main") as wt:
+def test_a_configmap_volume_is_mounted_from_the_data_given_and_required(tmp_path: Path) -> None:
+    out = tmp_path / "seen.yaml"
+    manifest = configmap_template(str(out))
+    with pytest.raises(RunError, match="ConfigMap 'policy' .* is not available to the local run"):
+        _run(tmp_path, manifest)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing ran
+
+    result = _run(tmp_path, manifest, configmaps={"policy": {"pipeline.yaml": "defaults: {}\n"}})
+
+    assert result.ok, [n.message for n in result.nodes]
+    assert out.read_text() == "defaults: {}\n"
+
+
+def _approval_template(deadline: int | None = None) -> dict[str, Any]:
+    with WorkflowTemplate(name="a", entrypoint="main", active_deadline_seconds=deadline) as wt:
         s = Suspend(name="approval")
         with DAG(name="main"):
             s(name="approval")
     return wt.to_dict()
 
 
-def test_approval_suspend_fails_closed_unless_approved(tmp_path: Path) -> None:
-    refused = _run(tmp_path, _approval_template())
-    assert not refused.ok and "--approve" in _node(refused, "approval").message
+def test_approval_suspend_waits_until_the_workflow_deadline_unless_approved(tmp_path: Path) -> None:
+    """A suspend neither passes nor fails at once: it waits (here until the workflow deadline).
+
+    Argo: operator.go failSuspendedAndPendingNodesAfterDeadlineOrShutdown and exec_control.go
+    ("Step exceeded its deadline"); resuming is tested in test_runner_parity.py.
+    """
+    refused = _run(tmp_path, _approval_template(deadline=1))
+    assert not refused.ok and _node(refused, "approval").status == "Failed"
+    assert _node(refused, "approval").message == "Step exceeded its deadline"
+    assert "deadline" in refused.message
     approved = _run(tmp_path, _approval_template(), approve=True)
     assert approved.ok
 

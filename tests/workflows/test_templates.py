@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +12,11 @@ from click.testing import CliRunner
 
 from config.artifacts import ArtifactType
 from steps import metric_names
+from tests.argo_schema import schema_check
 from workflows.submit import cli, dump_manifests, to_yaml
 from workflows.templates import PipelineSettings, compile_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
 GOLDEN = Path(__file__).with_name("golden")
 
 
@@ -46,11 +44,7 @@ def test_dump_writes_one_template_per_type_that_passes_the_schema(dumped: Path) 
     for d in docs:
         t = d["metadata"]["name"].removeprefix("promptci-")
         assert d["metadata"]["labels"]["promptci.dev/artifact-type"] == t
-    tool = SHARED / "tools" / "argo_schema_check.py"
-    if not tool.exists():
-        pytest.skip("../shared/tools/argo_schema_check.py is absent")
-    proc = subprocess.run([sys.executable, str(tool), str(SHARED / "schemas"), str(dumped)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = schema_check(dumped)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WorkflowTemplate=4" in proc.stdout.splitlines()[-1]
 
@@ -64,11 +58,28 @@ def test_dag_shape(dumped: Path) -> None:
         assert {"lint", "validate", "plan"} <= set(ev["depends"].replace("&&", " ").split())
         assert ev["withParam"] == "{{tasks.plan.outputs.parameters.items}}"
         assert "eval" in tasks["promote"]["depends"].replace("&&", " ").split()
-        # The fan-in reads the aggregate of the whole eval group.
+        # Promote reads the run's signed records from the store: no result travels as a parameter.
         args = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
-        assert args["results"] == "{{tasks.eval.outputs.parameters.result}}"
+        assert set(args) == {"target-environment", "dry-run", "approved", "git-revision"}
         assert tasks["approval"]["when"] == "{{tasks.plan.outputs.parameters.needs-approval}} == true"
         assert "approval" in tasks["promote"]["depends"]
+
+
+def test_every_step_reads_the_policy_from_the_mounted_configmap(dumped: Path) -> None:
+    """The gates come from the ConfigMap `register` writes from the protected branch, never the checkout."""
+    for doc in _templates(dumped):
+        spec = doc["spec"]
+        assert spec["volumes"] == [{"name": "pipeline-config",
+                                    "configMap": {"name": "promptci-pipeline-config"}}]
+        for tpl in spec["templates"]:
+            if "script" not in tpl:
+                continue
+            script = tpl["script"]
+            assert {"name": "PROMPTCI_CONFIG", "value": "/etc/promptci/pipeline.yaml"} in script["env"]
+            assert script["volumeMounts"] == [{"mountPath": "/etc/promptci", "name": "pipeline-config",
+                                               "readOnly": True}]
+            if tpl["name"] in ("plan", "eval", "promote"):
+                assert {"secretRef": {"name": "promptci-signing", "optional": True}} in script["envFrom"]
 
 
 def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:

@@ -8,6 +8,7 @@ Authorization header: it is never printed, logged or part of a repr.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +30,62 @@ from hera.workflows.models import (
 from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 TERMINAL_PHASES = {"Succeeded", "Failed", "Error"}
+EXIT_TRANSIENT = 75
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Return the exit code for a failed Argo API call: 75 (retry) when the server was unreachable,
+    timed out or answered 429/5xx; 1 otherwise (refused: bad request, unauthorized, not found...).
+
+    ``requests`` errors (connection refused, DNS, timeout) are ``OSError`` subclasses. Hera
+    (``hera.exceptions.exception_from_server_response``) maps 400/401/403/404/409/500/501 to
+    subclasses with a ``status_code`` and every other status (502, 503, 504, 429) to a bare
+    ``HeraException`` whose message reads ``Server returned status code N``.
+    """
+    response = getattr(exc, "response", None)  # requests.HTTPError (an OSError) carries the response
+    status = getattr(response, "status_code", None) or getattr(exc, "status_code", None)
+    if status is None and (m := re.match(r"Server returned status code (\d+)", str(exc))):
+        status = int(m.group(1))
+    if status is not None:
+        return EXIT_TRANSIENT if status in TRANSIENT_STATUS else 1
+    return EXIT_TRANSIENT if isinstance(exc, OSError) else 1
+
+
+INSTANCE_ID_ENV = "ARGO_INSTANCEID"  # the argo CLI's --instanceid default (cmd/argo/commands/client/conn.go)
+INSTANCE_ID_LABEL = "workflows.argoproj.io/controller-instanceid"
 
 
 class ArgoConfigError(Exception):
-    """The Argo server is not configured (no host)."""
+    """The Argo server is not configured (no host), or configured in a way promptci cannot serve."""
+
+
+def refuse_instance_id(instance_id: str | None = None) -> None:
+    """Raise ArgoConfigError when the controller has an instance id (``--instanceid`` or ``$ARGO_INSTANCEID``).
+
+    Why refuse rather than label: a controller with an instanceID only runs Workflows labelled
+    ``workflows.argoproj.io/controller-instanceid`` (util/instanceid/service.go), and the Sensor's
+    argoWorkflow trigger runs ``argo submit`` in-process with no ``--instanceid``
+    (argo-events pkg/sensors/triggers/argo-workflow/argo-workflow.go Execute), whose
+    ``instanceIDService.Label`` then *removes* that label. Every pushed change would create a
+    Workflow that never runs. Checked before any request is sent.
+    """
+    value = instance_id if instance_id is not None else os.environ.get(INSTANCE_ID_ENV, "")
+    if value:
+        raise ArgoConfigError(
+            f"the controller has instanceID '{value}' ({INSTANCE_ID_ENV} or --instanceid): the promptci Sensor "
+            f"submits Workflows without the {INSTANCE_ID_LABEL} label, so that controller would never run them; "
+            "use an Argo Workflows controller without instanceID for promptci")
+
+
+def missing_parameters(manifest: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """Return the template's workflow parameters that have no value and are not given in ``values``.
+
+    Argo rejects such a submission (validate.go validateArgumentsValues with Submit: "value or
+    valueFrom is required"); checking first gives the user the flag to pass, before any request.
+    """
+    params = ((manifest.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+    return [p["name"] for p in params if "value" not in p and "valueFrom" not in p and p["name"] not in values]
 
 
 @dataclass(frozen=True)
@@ -130,3 +183,73 @@ def wait_for(target: ArgoTarget, name: str, *, timeout: float = 3600, interval: 
         return str(poll(phase))
     except RetryError:
         return "Timeout"
+
+
+# ------------------------------------------------------------------ the trusted policy ConfigMap
+
+POLICY_CONFIGMAP = "promptci-pipeline-config"
+POLICY_KEY = "pipeline.yaml"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class KubeConfigError(Exception):
+    """No Kubernetes API to write the policy ConfigMap to (no KUBE_API_SERVER, not in a cluster)."""
+
+
+def policy_configmap(text: str, namespace: str, source: str) -> dict[str, Any]:
+    """Return the ConfigMap that carries the trusted pipeline policy to every step pod.
+
+    The templates mount it at ``/etc/promptci/pipeline.yaml`` and set ``PROMPTCI_CONFIG``
+    (workflows/templates.py); ``source`` (ref and commit) is recorded as an annotation.
+    """
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": POLICY_CONFIGMAP, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/part-of": "promptci"},
+                         "annotations": {"promptci.dev/policy-source": source}},
+            "data": {POLICY_KEY: text}}
+
+
+def kube_target(env: Mapping[str, str] | None = None) -> tuple[str, str | None, str | bool]:
+    """Return (API base URL, bearer token, TLS verify) for the Kubernetes API.
+
+    ``KUBE_API_SERVER`` + ``KUBE_TOKEN`` (+ ``KUBE_CA_FILE``) outside a cluster; inside one,
+    the pod's service account (``KUBERNETES_SERVICE_HOST`` and the mounted token and CA).
+    Raises KubeConfigError when neither is there.
+    """
+    env = os.environ if env is None else env
+    if env.get("KUBE_API_SERVER"):
+        return env["KUBE_API_SERVER"].rstrip("/"), env.get("KUBE_TOKEN") or None, env.get("KUBE_CA_FILE") or True
+    host = env.get("KUBERNETES_SERVICE_HOST")
+    if host:
+        token_file = os.path.join(SA_DIR, "token")
+        with open(token_file) as f:
+            token = f.read().strip()
+        return f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}", token, os.path.join(SA_DIR, "ca.crt")
+    raise KubeConfigError("no Kubernetes API for the policy ConfigMap: set KUBE_API_SERVER (and KUBE_TOKEN), "
+                          "or run register in the cluster")
+
+
+def apply_configmap(manifest: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str:
+    """Create or replace ``manifest`` (a ConfigMap) through the Kubernetes REST API; return the action.
+
+    One resource, two calls (GET, then POST or PUT with its resourceVersion): plain
+    ``requests`` (already here through Hera) instead of a full client library.
+    Raises ``requests`` errors (OSError: retry) or KubeConfigError; an HTTP error raises
+    ``requests.HTTPError``.
+    """
+    import requests
+
+    base, token, verify = kube_target(env)
+    ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    url = f"{base}/api/v1/namespaces/{ns}/configmaps"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with requests.Session() as http:
+        current = http.get(f"{url}/{name}", headers=headers, verify=verify, timeout=30)
+        if current.status_code == 404:
+            http.post(url, json=manifest, headers=headers, verify=verify, timeout=30).raise_for_status()
+            return "created"
+        current.raise_for_status()
+        body = {**manifest, "metadata": {**manifest["metadata"],
+                                         "resourceVersion": current.json()["metadata"]["resourceVersion"]}}
+        http.put(f"{url}/{name}", json=body, headers=headers, verify=verify, timeout=30).raise_for_status()
+        return "updated"

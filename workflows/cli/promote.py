@@ -1,35 +1,34 @@
-"""click commands for the promote stage: ``promote`` (by hand), ``rollback`` and ``status``.
+"""click commands for the promote stage: ``promote`` (by hand, by run id), ``rollback`` and ``status``.
 
-Module-level ``click.Command`` objects, mounted on the ``workflows/submit.py``
-group by the lead (``cli.add_command(promote_cmd)`` etc.). Exit codes: 0 done,
-1 refused or failed (nothing promoted / rolled back), 2 bad input (config, results file).
+Module-level ``click.Command`` objects, mounted on the ``workflows/submit.py`` group.
+Exit codes: 0 done, 1 refused (nothing promoted / rolled back), 2 bad input (config,
+no signing key), 75 an infrastructure failure (store, GitOps remote): try again.
+
+The policy is the trusted one (config/policy.py): ``--config``, else ``config/pipeline.yaml``
+at ``--trusted-ref`` (default ``origin/main``, else ``main``), never the checkout's own file,
+which may only tighten it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from config.pipeline import ConfigError, PromptPipelineConfig, load_pipeline_config
-from config.problems import render
-from config.validation import problems_from_error
-from config.yamlio import LoadError, load_file
-from steps.contracts import BranchResult, EvalItem
+from config.pipeline import PromptPipelineConfig
+from config.policy import PolicyError, PolicyLoosened, effective_policy, load_trusted
 from steps.gitops.env_status import StatusError, environment_status
 from steps.gitops.rollback import RollbackError, rollback_artifact
 from steps.promote import promote_run
+from steps.promotion.report import EXIT_TRANSIENT
+from steps.signing import SignatureError, signing_key
 from steps.stores.s3store import open_store
 from steps.stores.store import ArtifactStore, LocalStore, StoreError
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class BadInput(click.ClickException):
@@ -38,27 +37,34 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-def _load_config(path: Path | None, repo_root: Path) -> PromptPipelineConfig:
-    """Return the pipeline config (``--config``, else ``{repo_root}/config/pipeline.yaml``, else the default)."""
-    if path is None:
-        candidate = repo_root / "config" / "pipeline.yaml"
-        path = candidate if candidate.exists() else None
+def _load_config(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipelineConfig:
+    """Return the trusted pipeline config (``--config``, else the trusted ref's), for rollback and status."""
     try:
-        return load_pipeline_config(path)
-    except ConfigError as exc:
+        return load_trusted(repo_root, path, ref)[0]
+    except PolicyError as exc:
         raise BadInput(str(exc)) from None
 
 
-def _load_records(path: Path, model: type[M]) -> list[M]:
-    """Return the JSON/YAML list of ``model`` records in ``path``; one error line per bad field."""
+def _policy(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipelineConfig:
+    """Return the policy promote applies: trusted, tightened by the checkout's own config if that only tightens."""
     try:
-        loaded = load_file(path)
-    except LoadError as exc:
-        raise BadInput(render(exc.problems)) from None
+        policy = effective_policy(repo_root, path, ref)
+    except PolicyLoosened as exc:  # a refusal, not a usage error: one line per field, exit 1
+        for line in exc.lines:
+            click.echo(line, err=True)
+        raise SystemExit(1) from None
+    except PolicyError as exc:
+        raise BadInput(str(exc)) from None
+    for line in policy.tightened + policy.ignored:
+        click.echo(line, err=True)
+    return policy.config
+
+
+def _key(repo_root: Path) -> bytes:
     try:
-        return TypeAdapter(list[model]).validate_python(loaded.data)  # type: ignore[valid-type]
-    except ValidationError as exc:
-        raise BadInput(render(problems_from_error(loaded, exc))) from None
+        return signing_key(repo_root)
+    except SignatureError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def make_store(config: PromptPipelineConfig, repo_root: Path) -> ArtifactStore:
@@ -75,43 +81,41 @@ def make_store(config: PromptPipelineConfig, repo_root: Path) -> ArtifactStore:
 _repo_root = click.option("--repo-root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                           show_default=True, help="source repository root (artifact paths are relative to it)")
 _config = click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                       help="pipeline config (default: REPO_ROOT/config/pipeline.yaml)")
+                       help="trusted pipeline config (default: config/pipeline.yaml at --trusted-ref)")
+_ref = click.option("--trusted-ref", "ref", default=None,
+                    help="git ref the trusted policy is read from [env PROMPTCI_TRUSTED_REF; default origin/main, "
+                         "else main]")
 _workdir = click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
                         help="where to clone the GitOps repo (default: a temp dir, removed afterwards)")
 
 
 @click.command("promote")
+@click.option("--run-id", required=True, help="the pipeline run whose signed plan and eval records to promote")
 @click.option("--env", required=True, help="target environment (one of promotion.chain)")
-@click.option("--results", "results_path", required=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="JSON list of BranchResult records (the eval fan-in)")
-@click.option("--planned", "planned_path", required=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="JSON list of EvalItem records (what plan emitted)")
 @_repo_root
 @_config
+@_ref
 @_workdir
-@click.option("--run-id", default=None, help="pipeline run id (default: manual-<unix time>)")
 @click.option("--run-link", default=None, help="URL of the pipeline run, recorded in the commit")
 @click.option("--approve", is_flag=True, help="give the manual approval environments may require")
 @click.option("--dry-run", is_flag=True, help="print the diff that would be committed; commit nothing")
-@click.option("--source-revision", default="", help="source commit (default: HEAD of REPO_ROOT)")
-@click.option("--source-timestamp", type=int, default=None,
-              help="commit time of the source revision, unix seconds (default: from git)")
+@click.option("--source-revision", default="", help="evaluated source commit (default: HEAD of REPO_ROOT); "
+              "its time is read from git")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def promote_cmd(env: str, results_path: Path, planned_path: Path, repo_root: Path, config_path: Path | None,
-                workdir: Path | None, run_id: str | None, run_link: str | None, approve: bool, dry_run: bool,
-                source_revision: str, source_timestamp: int | None, fmt: str) -> None:
-    """Promote evaluated artifacts into ENV's GitOps directory (gates, commit, push, baselines)."""
-    config = _load_config(config_path, repo_root)
-    report = promote_run(_load_records(results_path, BranchResult), _load_records(planned_path, EvalItem),
-                         env=env, repo_root=repo_root, run_id=run_id or f"manual-{int(time.time())}",
-                         config=config, store=make_store(config, repo_root), approved=approve,
-                         dry_run=dry_run, source_revision=source_revision, source_timestamp=source_timestamp,
+def promote_cmd(run_id: str, env: str, repo_root: Path, config_path: Path | None, ref: str | None,
+                workdir: Path | None, run_link: str | None, approve: bool, dry_run: bool, source_revision: str,
+                fmt: str) -> None:
+    """Promote run RUN_ID's evaluated artifacts into ENV's GitOps directory (gates, commit, push, baselines).
+
+    The results are the run's signed records in the artifact store, as eval wrote them.
+    """
+    config = _policy(config_path, repo_root, ref)
+    report = promote_run(run_id, env=env, repo_root=repo_root, config=config, store=make_store(config, repo_root),
+                         key=_key(repo_root), approved=approve, dry_run=dry_run, source_revision=source_revision,
                          run_link=run_link, workdir=workdir)
     click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else report.render())
-    if not report.ok:
-        raise SystemExit(1)
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
 
 
 @click.command("rollback")
@@ -122,17 +126,30 @@ def promote_cmd(env: str, results_path: Path, planned_path: Path, repo_root: Pat
                    "default: the previous distinct content")
 @_repo_root
 @_config
+@_ref
 @_workdir
 def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, config_path: Path | None,
-                 workdir: Path | None) -> None:
-    """Restore ARTIFACT's earlier content in ENV by a new commit (history is never rewritten)."""
-    config = _load_config(config_path, repo_root)
+                 ref: str | None, workdir: Path | None) -> None:
+    """Restore ARTIFACT's earlier content in ENV by a new commit (history is never rewritten).
+
+    The restored content stays until a newer source revision is promoted; the environment's
+    baseline follows it.
+    """
+    config = _load_config(config_path, repo_root, ref)
     try:
-        result = rollback_artifact(artifact, env=env, config=config, repo_root=repo_root, to=to, workdir=workdir)
+        key: bytes | None = signing_key(repo_root)
+    except SignatureError as exc:
+        key = None
+        click.echo(f"note: the {env} baseline will not follow the rollback: {exc}", err=True)
+    try:
+        result = rollback_artifact(artifact, env=env, config=config, repo_root=repo_root, to=to, workdir=workdir,
+                                   store=make_store(config, repo_root), key=key)
     except RollbackError as exc:
         click.echo(f"error: rollback of {artifact} in {env}: {exc}", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_TRANSIENT if exc.transient else 1) from None
     click.echo(result.render())
+    if result.infra:
+        raise SystemExit(EXIT_TRANSIENT)
 
 
 def status_table(data: dict[str, Any]) -> Table:
@@ -153,16 +170,18 @@ def status_table(data: dict[str, Any]) -> Table:
 @click.command("status")
 @_repo_root
 @_config
+@_ref
 @_workdir
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def status_cmd(repo_root: Path, config_path: Path | None, workdir: Path | None, fmt: str) -> None:
+def status_cmd(repo_root: Path, config_path: Path | None, ref: str | None, workdir: Path | None,
+               fmt: str) -> None:
     """Show, for each artifact, the version and content hash live in each environment."""
-    config = _load_config(config_path, repo_root)
+    config = _load_config(config_path, repo_root, ref)
     try:
         status = environment_status(config, repo_root, workdir)
     except StatusError as exc:
         click.echo(f"error: cannot read the GitOps repo: {exc}", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_TRANSIENT) from None
     data = status.as_dict()
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

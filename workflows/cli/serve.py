@@ -1,8 +1,7 @@
-"""``submit.py serve``: run the local webhook receiver (click command, mounted on the submit group)."""
+"""``submit.py serve``: run the local webhook receiver as a CI for one checkout (click command)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -11,17 +10,22 @@ from pathlib import Path
 import click
 
 from config.pipeline import ConfigError, load_pipeline_config
-from workflows.webhooks.receiver import MAX_BODY_BYTES, ReceiverSettings, make_server, run_locally
+from workflows.webhooks.auth import WebhookSecrets
+from workflows.webhooks.local_ci import LocalCI, run_with_local_runner
+from workflows.webhooks.receiver import MAX_BODY_BYTES, REQUEST_DEADLINE, ReceiverSettings, make_server
 from workflows.webhooks.trigger_filter import FilterError, push_filter
+
+SECRET_PREFIX = "PROMPTCI_WEBHOOK_SECRET_"
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0 picks a free one).")
-@click.option("--secret-env", default="PROMPTCI_WEBHOOK_SECRET", show_default=True,
-              help="Name of the environment variable holding the webhook secret "
-                   "(the secret itself is never a flag).")
+@click.option("--repo", "repo_root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".",
+              show_default=True, help="The checkout to run in (a dedicated clone: runs check out each pushed "
+                                      "revision there). Payload clone URLs are never used.")
+@click.option("--remote", default="origin", show_default=True, help="The checkout's remote to fetch pushes from.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pipeline config (default config/pipeline.yaml); gives each artifact type's directory.")
 @click.option("--branch", default=None, help="The watched branch (default: triggers.branch from the config).")
@@ -29,21 +33,29 @@ from workflows.webhooks.trigger_filter import FilterError, push_filter
               help="Environment runs promote to (default: the first of promotion.chain).")
 @click.option("--dry-run/--no-dry-run", default=False, show_default=True,
               help="Start runs with dry-run=true (evaluate, never promote).")
+@click.option("--queue-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Runs queued or running at once (pushes to one branch merge); more get 429.")
+@click.option("--request-deadline", type=click.FloatRange(0.1), default=REQUEST_DEADLINE, show_default=True,
+              help="Seconds a client has to send its whole request.")
 @click.option("--max-body-bytes", type=click.IntRange(1), default=MAX_BODY_BYTES, show_default=True,
-              help="Larger requests get 413.")
-def serve(host: str, port: int, secret_env: str, config_path: Path | None, branch: str | None,
-          target_environment: str | None, dry_run: bool, max_body_bytes: int) -> None:
-    """Receive GitHub/GitLab/Gitea push webhooks and start local pipeline runs.
+              help="Larger requests get 413 (bodies over 1 MiB are still run; their file lists are not read).")
+def serve(host: str, port: int, repo_root: Path, remote: str, config_path: Path | None, branch: str | None,
+          target_environment: str | None, dry_run: bool, queue_size: int, request_deadline: float,
+          max_body_bytes: int) -> None:
+    """Receive GitHub/GitLab/Gitea/Bitbucket Cloud push webhooks and run the pipelines on one checkout.
 
-    POST webhooks to /webhook. Signatures are verified with the secret from
-    --secret-env; pushes to the watched branch that touch an artifact directory
-    queue one run per artifact type, one at a time per repository.
+    POST webhooks to /webhook. Each host has its own secret, read from the environment:
+    PROMPTCI_WEBHOOK_SECRET_GITHUB, _GITLAB, _GITEA, _BITBUCKET (a host without one is refused).
+    Pushes to the watched branch that may touch an artifact directory are fetched from --remote,
+    checked out in --repo and run, one at a time; pushes arriving meanwhile merge into one run.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    secret = os.environ.get(secret_env, "")
-    if not secret:
-        raise click.UsageError(f"environment variable {secret_env} is not set or empty; "
-                               "export the webhook secret there")
+    secrets = WebhookSecrets.from_env(os.environ, SECRET_PREFIX)
+    problems = secrets.problems()
+    if problems:
+        if os.environ.get("PROMPTCI_WEBHOOK_SECRET"):
+            problems.append("PROMPTCI_WEBHOOK_SECRET (one secret for every host) is no longer read")
+        raise click.UsageError("; ".join(problems))
     try:
         config = load_pipeline_config(config_path)
     except ConfigError as exc:
@@ -60,14 +72,16 @@ def serve(host: str, port: int, secret_env: str, config_path: Path | None, branc
     if env not in config.promotion.chain:
         raise click.UsageError(f"--target-environment {env!r} is not in promotion.chain "
                                f"({', '.join(config.promotion.chain)})")
-    settings = ReceiverSettings(secret=secret.encode(), artifact_dirs=dict(config.artifact_dirs),
-                                branch=branch, target_environment=env, dry_run=dry_run,
-                                max_body_bytes=max_body_bytes)
-    start = functools.partial(run_locally, config_path=str(config_path) if config_path else None)
-    server = make_server(settings, host=host, port=port, start_run=start)
+    root = repo_root.resolve()
+    settings = ReceiverSettings(secrets=secrets, artifact_dirs=dict(config.artifact_dirs), branch=branch,
+                                request_deadline=request_deadline, max_body_bytes=max_body_bytes)
+    ci = LocalCI(root, config.artifact_dirs,
+                 run_with_local_runner(root, str(config_path.resolve()) if config_path else None),
+                 remote=remote, target_environment=env, dry_run=dry_run)
+    server = make_server(settings, ci, host=host, port=port, queue_capacity=queue_size)
     bound_host, bound_port = server.server_address[:2]
     click.echo(f"promptci receiver listening on http://{bound_host!s}:{bound_port}/webhook "
-               f"(branch {branch}, target {env})", err=True)
+               f"(hosts {', '.join(secrets.enabled())}; branch {branch} of {remote}; target {env})", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

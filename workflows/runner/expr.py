@@ -100,16 +100,35 @@ def eval_depends(expr: str, check: Callable[[str, str | None], bool]) -> bool:
 
 
 def eval_condition(expr: str, names: Mapping[str, str] | None = None) -> bool:
-    """Return the truth of a ``when``/retry condition after substitution.
+    """Return the truth of a ``when`` condition after substitution, as Argo's govaluate does.
 
-    Bare words are strings (``true``/``false`` are booleans), numbers compare as numbers;
-    ``names`` maps identifiers such as ``lastRetry.exitCode`` to string values.
+    Bare words are strings (steps.go shouldExecute turns govaluate variables into
+    strings), ``true``/``false`` are booleans, numbers are numbers; ``names`` maps
+    identifiers to string values. Values of different types are never equal.
     """
-    names = names or {}
+    return _eval_tokens(expr, names or {}, strict_names=False)
+
+
+def eval_expr(expr: str, names: Mapping[str, str]) -> bool:
+    """Return the truth of an expr-lang boolean expression (``retryStrategy.expression``).
+
+    As expr-lang (util/expr/argoexpr EvalBool): identifiers must be known ``names`` (else
+    ExpressionError), ``and``/``or``/``not`` are spelled-out operators, and a string never
+    equals a number: ``lastRetry.exitCode == 75`` is false, ``== "75"`` may be true.
+    """
+    return _eval_tokens(expr, names, strict_names=True)
+
+
+WORD_OPS = {"and": " and ", "or": " or ", "not": " not "}
+
+
+def _eval_tokens(expr: str, names: Mapping[str, str], *, strict_names: bool) -> bool:
     pieces = []
     for tok in _tokens(COND_TOKEN, expr, "condition"):
         if tok in BOOL_OPS:
             pieces.append(BOOL_OPS[tok])
+        elif strict_names and tok in WORD_OPS:
+            pieces.append(WORD_OPS[tok])
         elif tok in {"==", "!=", ">=", "<=", ">", "<", "(", ")"}:
             pieces.append(f" {tok} ")
         elif tok[0] in "\"'":
@@ -120,9 +139,14 @@ def eval_condition(expr: str, names: Mapping[str, str] | None = None) -> bool:
             pieces.append(repr(names[tok]))
         elif tok in {"true", "false"}:
             pieces.append(repr(tok == "true"))
+        elif strict_names:
+            raise ExpressionError(f"unknown name {tok} in '{expr}'")
         else:
             pieces.append(repr(tok))
-    return bool(_safe_eval("".join(pieces), expr))
+    result = _safe_eval("".join(pieces), expr)
+    if strict_names and not isinstance(result, bool):
+        raise ExpressionError(f"expression '{expr}' is not a boolean")
+    return bool(result)
 
 
 def _tokens(pattern: re.Pattern[str], expr: str, what: str) -> list[str]:
@@ -147,13 +171,10 @@ def _safe_eval(code: str, original: str) -> object:
     return _walk(tree.body, original)
 
 
-def _num(v: object) -> object:
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
+def _kind(v: object) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    return "number" if isinstance(v, int | float) else type(v).__name__
 
 
 def _walk(node: ast.AST, original: str) -> object:
@@ -168,10 +189,11 @@ def _walk(node: ast.AST, original: str) -> object:
         left, right = _walk(node.left, original), _walk(node.comparators[0], original)
         op = node.ops[0]
         if isinstance(op, ast.Eq | ast.NotEq):
-            same = left == right or _num(left) == _num(right)
+            # Values of different types are never equal (expr-lang runtime.Equal, govaluate reflect.DeepEqual).
+            same = _kind(left) == _kind(right) and left == right
             return same if isinstance(op, ast.Eq) else not same
-        a, b = _num(left), _num(right)
-        if not (isinstance(a, float) and isinstance(b, float)):
-            raise ExpressionError(f"cannot order non-numbers in '{original}'")
-        return {ast.Gt: a > b, ast.Lt: a < b, ast.GtE: a >= b, ast.LtE: a <= b}[type(op)]
+        if _kind(left) != _kind(right) or _kind(left) not in {"number", "str"}:
+            raise ExpressionError(f"cannot order {_kind(left)} and {_kind(right)} in '{original}'")
+        a, b = left, right
+        return {ast.Gt: a > b, ast.Lt: a < b, ast.GtE: a >= b, ast.LtE: a <= b}[type(op)]  # type: ignore[operator]
     raise ExpressionError(f"unsupported construct in '{original}'")

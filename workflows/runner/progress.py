@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from workflows.runner.scheduler import NodeRecord, RunResult
+    from workflows.runner.records import NodeRecord, RunResult
 
 STYLE = {"Succeeded": "green", "Failed": "red", "Error": "red", "Skipped": "yellow", "Omitted": "yellow",
          "Running": "cyan", "Pending": "dim"}

@@ -1,0 +1,137 @@
+"""The signed records the pipeline keeps in the artifact store, and where they live.
+
+* ``runs/{run}/plan.json``: plan's list of eval items (kind ``promptci.plan``);
+* ``runs/{run}/{artifact}/{dataset}/record.json``: one eval branch's record (kind
+  ``promptci.eval-record``): its verdict (``BranchResult``) and the full measured
+  ``EvalResult`` (every repeat of every test), exactly as eval wrote them;
+* ``evals/{artifact}/{dataset}/{content-hash}.json``: the record of content that was
+  promoted, keyed by what it measured. Promote writes it *before* pushing, so the
+  regression baseline of whatever git holds always exists (the live pointer is the git commit);
+* ``baselines/{env}/{artifact}/{dataset}.json``: the record of the content live in ``env``,
+  a copy eval reads without cloning the GitOps repo. Written after the push, and repaired
+  by every promote and rollback when it differs from what git says is live.
+
+There is one baseline format: the eval record. Every read verifies the signature
+(steps/signing.py), so nothing hand-written can pass for an eval result or a baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from steps.contracts import BranchResult, EvalItem
+from steps.eval_results import EvalResult
+from steps.signing import SignatureError, sign, verify
+from steps.stores.store import ArtifactStore, baseline_key, run_key
+
+RECORD_KIND = "promptci.eval-record"
+PLAN_KIND = "promptci.plan"
+RECORD_FILE = "record.json"
+
+
+class RecordError(Exception):
+    """A stored record is missing its signature, altered, malformed or of the wrong run/content."""
+
+
+class EvalRecord(BaseModel):
+    """What one eval branch measured and decided, signed by eval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["promptci.eval-record"] = "promptci.eval-record"
+    version: int = 1
+    run_id: str
+    branch: BranchResult
+    result: EvalResult | None = Field(default=None, description="None when nothing was measured (no dataset, "
+                                                                "or the branch errored before promptfoo ran)")
+
+    @property
+    def content_hash(self) -> str:
+        """Return the content hash the branch evaluated."""
+        return self.branch.content_hash
+
+
+class PlanRecord(BaseModel):
+    """Plan's list of eval branches for one run, signed by plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["promptci.plan"] = "promptci.plan"
+    version: int = 1
+    run_id: str
+    items: list[EvalItem]
+
+
+def plan_key(run_id: str) -> str:
+    """Return the store key of a run's signed plan."""
+    return f"runs/{run_id}/plan.json"
+
+
+def record_key(run_id: str, artifact_id: str, dataset: str) -> str:
+    """Return the store key of one eval branch's signed record."""
+    return run_key(run_id, artifact_id, dataset, RECORD_FILE)
+
+
+def content_record_key(artifact_id: str, dataset: str, content_hash: str) -> str:
+    """Return the key of the record of promoted content (``sha256:ab…`` becomes ``sha256-ab…``)."""
+    return f"evals/{artifact_id}/{dataset}/{content_hash.replace(':', '-')}.json"
+
+
+def encode(record: EvalRecord | PlanRecord, key: bytes) -> bytes:
+    """Return the signed JSON bytes of ``record``."""
+    return sign(record.model_dump(mode="json"), key)
+
+
+M = TypeVar("M", EvalRecord, PlanRecord)
+
+
+def _decode(model: type[M], kind: str, data: bytes, key: bytes, what: str) -> M:
+    """Return ``data`` as ``model`` after verifying kind and signature; RecordError otherwise."""
+    try:
+        return model.model_validate({k: v for k, v in verify(data, key, what, kind).items() if k != "signature"})
+    except SignatureError as exc:
+        raise RecordError(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise RecordError(f"{what}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def decode_record(data: bytes, key: bytes, what: str) -> EvalRecord:
+    """Return the EvalRecord in ``data``; raise RecordError when unsigned, altered or malformed."""
+    return _decode(EvalRecord, RECORD_KIND, data, key, what)
+
+
+def decode_plan(data: bytes, key: bytes, what: str) -> PlanRecord:
+    """Return the PlanRecord in ``data``; raise RecordError when unsigned, altered or malformed."""
+    return _decode(PlanRecord, PLAN_KIND, data, key, what)
+
+
+def put_signed(store: ArtifactStore, key_name: str, record: EvalRecord | PlanRecord, key: bytes) -> bytes:
+    """Store ``record`` signed at ``key_name``; return the bytes written. Raises StoreError."""
+    data = encode(record, key)
+    store.put_bytes(key_name, data, "application/json")
+    return data
+
+
+def read_record(store: ArtifactStore, key_name: str, key: bytes) -> tuple[EvalRecord, bytes] | None:
+    """Return (verified record, its bytes) at ``key_name``, or None when absent.
+
+    Raises StoreError (store unreachable) or RecordError (unsigned, altered, malformed).
+    """
+    data = store.get_bytes(key_name)
+    if data is None:
+        return None
+    return decode_record(data, key, key_name), data
+
+
+def read_baseline(store: ArtifactStore, env: str, artifact_id: str, dataset: str,
+                  key: bytes) -> EvalRecord | None:
+    """Return the verified record of what is live in ``env`` (the baseline eval compares with), or None."""
+    got = read_record(store, baseline_key(env, artifact_id, dataset), key)
+    return None if got is None else got[0]
+
+
+__all__ = ["EvalRecord", "PlanRecord", "RecordError", "plan_key", "record_key", "content_record_key",
+           "encode", "decode_record", "decode_plan", "put_signed", "read_record", "read_baseline"]
