@@ -279,7 +279,7 @@ def _spec(item: EvalItem, af: ArtifactFile, mode: Mode, repo_root: Path, work_di
 def _evaluate(item: EvalItem, spec: Spec, th: EvalThresholds, mode: Mode, *, store: ArtifactStore,
               work_dir: Path, no_cache: bool) -> tuple[EvalResult, dict[str, bytes], bool, str]:
     """Return (result, promptfoo's output files, served from cache, cache key) for one branch."""
-    mode = spec.mode or mode  # what this branch runs as (PROMPTCI_PROVIDER=local differs per model)
+    mode = spec.mode or mode  # type: ignore[assignment]  # this branch's mode (local differs per model)
     try:
         version = promptfoo.installed_version()
     except promptfoo.PromptfooMissing as exc:
