@@ -384,3 +384,13 @@ def test_an_unknown_task_result_in_depends_is_refused_before_anything_runs(tmp_p
     with pytest.raises(RunError, match=r"task 'b': unknown task result '\.Bogus'"):
         run(tmp_path, workflow([OK], [{"name": "a", "template": "ok"},
                                       {"name": "b", "template": "ok", "depends": "a.Bogus"}]))
+
+
+def test_a_retry_expression_sees_the_nodes_inputs(tmp_path: Path) -> None:
+    """operator.go executeTemplate: common.ProcessArgs substitutes the whole template, so ``{{inputs...}}``
+    in ``retryStrategy.expression`` is resolved before processNodeRetries evaluates it."""
+    step = sh("step", "exit 75", inputs=("code",),
+              retryStrategy={"limit": "1", "expression": 'lastRetry.exitCode == "{{inputs.parameters.code}}"'})
+    result = run(tmp_path, workflow([step], [{"name": "step", "template": "step",
+                                              "arguments": {"parameters": [{"name": "code", "value": "75"}]}}]))
+    assert node(result, "step").attempts == 2

@@ -142,7 +142,9 @@ class NodeRunner:
 
     def _script_with_retries(self, node: NodeRecord, tpl: Mapping[str, Any], inputs: dict[str, str],
                              scope: Mapping[str, str], task_dir: Path, capture: bool, exit_handler: bool) -> None:
-        strategy = tpl.get("retryStrategy") or {}
+        strategy = dict(tpl.get("retryStrategy") or {})
+        if strategy.get("expression"):  # ProcessArgs substitutes the whole template, the expression too
+            strategy["expression"] = substitute(str(strategy["expression"]), step_scope(scope, inputs))
         attempts: list[Attempt] = []
         while True:
             node.attempts += 1
@@ -189,10 +191,7 @@ class NodeRunner:
     def _script_once(self, node: NodeRecord, tpl: Mapping[str, Any], inputs: dict[str, str],
                      scope: Mapping[str, str], attempt_dir: Path, capture: bool, exit_handler: bool) -> StepResult:
         """Run one attempt through the executor and copy what it reports onto the node."""
-        local = dict(scope)
-        local.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
-        local["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
-        request = StepRequest(node=node.name, template=resolve_script(tpl, local), inputs=inputs,
+        request = StepRequest(node=node.name, template=resolve_script(tpl, step_scope(scope, inputs)), inputs=inputs,
                               attempt_dir=attempt_dir, context=self.context, capture_result=capture,
                               active_deadline_seconds=self._pod_deadline(tpl, exit_handler))
         step = self.executor.run(request)
@@ -201,6 +200,14 @@ class NodeRunner:
         if step.exit_code is not None:  # a step that never started leaves the last attempt's values
             node.outputs, node.result = step.outputs, step.result
         return step
+
+
+def step_scope(scope: Mapping[str, str], inputs: Mapping[str, str]) -> dict[str, str]:
+    """Return ``scope`` plus the node's ``inputs.parameters.*`` (what a template's ``{{...}}`` may use)."""
+    local = dict(scope)
+    local.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
+    local["inputs.parameters"] = json.dumps([{"name": k, "value": v} for k, v in inputs.items()])
+    return local
 
 
 def resolve_script(tpl: Mapping[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
