@@ -27,7 +27,7 @@ def git(cwd: Path, *args: str) -> str:
 def source(tmp_path: Path) -> Path:
     """Return a git checkout holding the sample prompts, their golden sets and recordings."""
     src = tmp_path / "src"
-    for name in ("prompts", "evals", "recordings", "examples"):
+    for name in ("prompts", "model-configs", "evals", "recordings", "examples"):
         shutil.copytree(REPO / name, src / name)
     git(src, "init", "-q", "-b", "main")
     git(src, "-c", "user.name=dev", "-c", "user.email=dev@example.test", "add", ".")
@@ -51,17 +51,17 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     first_summary = (store / "runs" / "first" / "summary.md").read_text()
     assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 8
     # the two local-model samples replay recordings a model gave; the others are hand-written answers
-    assert "| `order-lookup` | golden | 100.0% | — | 3/3 | no | 0/3 |" in first_summary
-    assert "| `summarizer` | golden | 100.0% | — | 2/2 | no | 2/2 |" in first_summary
+    assert "| `order-lookup` | prompt | golden | 100.0% | — | 3/3 | accuracy 1.00, format 1.00 | no | 0/3 |" \
+        in first_summary
+    assert "| no | 2/2 |" in first_summary.split("`summarizer`")[1].splitlines()[0]
 
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | yes | 2/2 |" in \
-        (store / "runs" / "cached" / "summary.md").read_text()
+    row = "| `summarizer` | prompt | golden | 100.0% | 100.0% | 2/2 | coverage 1.00, format 1.00, safety 1.00 |"
+    assert f"{row} yes | 2/2 |" in (store / "runs" / "cached" / "summary.md").read_text()
     assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
-    assert "| `summarizer` | golden | 100.0% | 100.0% | 2/2 | no | 2/2 |" in \
-        (store / "runs" / "fresh" / "summary.md").read_text()
+    assert f"{row} no | 2/2 |" in (store / "runs" / "fresh" / "summary.md").read_text()
 
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,
     # promote never runs, and the exit handler's summary says why.
@@ -73,7 +73,7 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert second.exit_code == 1, second.output
     assert git(gitops, "rev-parse", "main") == head  # nothing promoted
     summary = (store / "runs" / "second" / "summary.md").read_text()
-    assert "`ticket-classifier` | golden | 33.3%" in summary
+    assert "`ticket-classifier` | prompt | golden | 33.3%" in summary
     assert "promotion is blocked" in summary
     assert "support-reply" not in summary  # unchanged artifacts were not re-evaluated
     assert (store / "runs" / "second" / "ticket-classifier" / "golden" / "diff.md").is_file()
