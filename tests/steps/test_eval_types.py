@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,11 @@ from config.artifacts import ArtifactType
 from config.pipeline import load_pipeline_config
 from steps.contracts import EvalItem
 from steps.eval import run_branch
+from steps.eval_results import load_result
 from steps.plan import plan
+from steps.records import EvalRecord, put_signed
 from steps.reports import summary_markdown
+from steps.signing import KEY_ENV, signing_key
 from steps.stores.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,17 +75,17 @@ def test_sample_passes_variant_is_refused_and_an_unchanged_rerun_makes_no_call(
 
 
 @pytest.mark.slow
-def test_model_config_branch_records_the_prompt_baseline_it_was_judged_against(tmp_path, clean_env):
+def test_model_config_branch_records_the_prompt_baseline_it_was_judged_against(tmp_path, clean_env, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "k" * 32)  # sign with an explicit key, not a key file in the repo
     store = LocalStore(tmp_path / "store")
-    prompt_items = [i for i in _items("prompts/ticket-classifier.yaml", ArtifactType.PROMPT)]
+    prompt_items = _items("prompts/ticket-classifier.yaml", ArtifactType.PROMPT)
     [prompt_result] = _run(prompt_items, tmp_path, store, "p")
     key = "baselines/dev/ticket-classifier/golden.json"
-    store.put_bytes(key, store.get_bytes("runs/p/ticket-classifier/golden/result.json") or b"")
+    measured = load_result(store.get_bytes("runs/p/ticket-classifier/golden/result.json") or b"", "result")
+    put_signed(store, key, EvalRecord(run_id="p", branch=prompt_result, result=measured), signing_key(REPO))
     items = [i for i in _items("model-configs/support-default.yaml", ArtifactType.MODEL_CONFIG)
              if i.dataset == "ticket-classifier/golden"]
     [r] = _run(items, tmp_path, store, "mc")
-    assert r.status == "passed" and r.baseline_pass_rate == prompt_result.pass_rate == 1.0
-    import json
-
+    assert r.status == "passed" and r.baseline_pass_rate == prompt_result.pass_rate == 1.0, r.reasons
     result = json.loads(store.get_bytes("runs/mc/support-default/ticket-classifier/golden/result.json") or b"")
     assert result["judged_against"] == {"baseline": key, "content_hash": prompt_items[0].content_hash}
