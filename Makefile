@@ -14,7 +14,7 @@ BASE_CACHE ?= /var/tmp/promptci
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps container-deps base-image image run test lint fmt golden bench clean
+.PHONY: help setup system-deps container-deps base-image image run test lint fmt golden bench clean setup-local-model run-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,10 +60,24 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the project and the pinned promptfoo
 
+LOCAL_SERVER := steps/providers/local_server
+# node-llama-cpp with its prebuilt linux-x64 CPU binaries only (pinned in its own package.json and lockfile);
+# SKIP_DOWNLOAD: never fetch or build llama.cpp at install time. `npm install --no-save` rather than `npm ci`:
+# ci insists on lock entries for every platform's optional binary, and a registry mirror may not carry them all.
+$(LOCAL_SERVER)/node_modules/.installed: $(LOCAL_SERVER)/package.json $(LOCAL_SERVER)/package-lock.json
+	cd $(LOCAL_SERVER) && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-save --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup-local-model: setup $(LOCAL_SERVER)/node_modules/.installed ## Fetch the bundled small model (sha256-verified) and its server
+	$(PY) -m steps.providers.local_model fetch
+
+run-local: setup-local-model ## Run the prompt pipeline with the bundled small model answering its prompts live
+	PROMPTCI_PROVIDER=local $(PY) workflows/submit.py run prompt
+
 run: setup ## Run the whole pipeline locally on the sample prompts (the embedded default)
 	$(PY) workflows/submit.py run
 
-test: system-deps container-deps setup ## Run the whole test suite (container tests build the step image once)
+test: system-deps container-deps setup setup-local-model ## Run the whole test suite (container tests build the step image once)
 	$(PY) -m pytest
 
 lint: setup ## ruff + mypy

@@ -59,7 +59,8 @@ def make_branch(root: Path, n: int, tests: int) -> EvalItem:
     for x in names:
         msgs = render_messages([Message(**m) for m in MESSAGES], {"n": str(n), "name": x})
         write_recording(root / "recordings", aid, model="gpt-4o-mini", params=params_key(ModelParameters()),
-                        prompt=messages_prompt(msgs), messages=msgs, responses=[{"output": f"Hello {x}!"}])
+                        prompt=messages_prompt(msgs), messages=msgs, responses=[{"output": f"Hello {x}!"}],
+                        origin="authored")
     return EvalItem(artifact_id=aid, artifact_type="prompt", path=f"prompts/{aid}.yaml", dataset="golden",
                     content_hash=content_hash(path.read_bytes()))
 

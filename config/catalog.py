@@ -17,9 +17,9 @@ DEFAULT_CATALOG = Path(__file__).with_name("models.yaml")
 class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["openai", "anthropic", "google", "ollama", "openai-compatible"]
+    provider: Literal["openai", "anthropic", "google", "ollama", "openai-compatible", "local"]
     provider_model: str | None = None  # the provider's own id when it differs from ours
-    api_base_env: str | None = None  # env var holding the base URL (openai-compatible / vLLM)
+    api_base_env: str | None = None  # env var holding the base URL (openai-compatible / vLLM / local)
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(ge=0)
     encoding: Literal["cl100k_base", "o200k_base"]

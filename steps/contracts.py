@@ -46,6 +46,8 @@ class BranchResult(_Record):
     retryable: bool = Field(default=False, description="an error another attempt may clear (store or network "
                                                         "unreachable); quality failures never are")
     cached: bool = False
+    runs_total: int = Field(default=0, description="test runs measured (tests × repeats)")
+    authored_runs: int = Field(default=0, description="runs answered by a hand-written recording, not a model")
     report_keys: list[str] = Field(default_factory=list, description="artifact-store keys written")
 
 

@@ -9,6 +9,7 @@ is missing, the store failed...). Fail closed: anything unexpected is an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from steps.eval_results import EvalResult, ResultsError, load_result, parse_resu
 from steps.eval_types import Spec, SpecError, guardrail_spec, rag_spec
 from steps.gates import Verdict, judge
 from steps.model_refs import RefError, ResolvedModel, dependents, gated_by, resolve_model, split_dataset
-from steps.providers import Mode, ProviderConfigError, provider_mode
+from steps.providers import Mode, ProviderConfigError, effective_mode, local_model, provider_mode
 from steps.providers.live import live_provider, provider_hosts
 from steps.providers.recordings import (
     JS_PROVIDER,
@@ -156,8 +157,11 @@ def _put(store: ArtifactStore, key: str, data: bytes, ctype: str, b: _Branch) ->
 
 
 def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root: Path, artifact_id: str,
-            model: str, pkey: str) -> int:
-    """Write a recording per test from a live run's results.json; return how many were written."""
+            model: str, pkey: str, origin: dict[str, str], extra: dict[str, str]) -> int:
+    """Write a recording per test from a live run's results.json; return how many were written.
+
+    Each carries its ``origin`` (model, provider, when) and the token usage the provider reported.
+    """
     doc = json.loads(result_path.read_text())
     rows = sorted(doc["results"]["results"], key=lambda r: r.get("testIdx", 0))
     by_test: dict[int, list[dict[str, Any]]] = {}
@@ -166,13 +170,46 @@ def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root
         resp = r.get("response") or {}
         by_test.setdefault(idx, []).append(
             {"error": resp["error"]} if resp.get("error") else
-            {"output": resp.get("output", ""), "tokenUsage": resp.get("tokenUsage", {}),
+            {"output": resp.get("output", ""), "tokenUsage": _usage(resp.get("tokenUsage") or {}),
              "cost": r.get("cost", 0)})
+    stamp = {**origin, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for t in prepared:
         write_recording(recordings_dir(repo_root), artifact_id, model=model, params=pkey,
                         prompt=promptfoo.messages_prompt(t.messages), messages=t.messages,
-                        responses=by_test.get(t.index, []), test=t.description)
+                        responses=by_test.get(t.index, []), test=t.description, origin=stamp, extra=extra)
     return len(prepared)
+
+
+def _usage(usage: dict[str, Any]) -> dict[str, int]:
+    """Return promptfoo's token usage reduced to what a recording replays (prompt, completion, total)."""
+    return {k: int(usage.get(k) or 0) for k in ("prompt", "completion", "total")}
+
+
+@contextlib.contextmanager
+def _local_server(target: dict[str, Any], grader: dict[str, Any], work_dir: Path) -> Any:
+    """Point the providers served by the bundled model at a ready server for the block.
+
+    The run's server (``$PROMPTCI_LOCAL_BASE_URL``) is used when there is one;
+    otherwise this branch starts its own and stops it afterwards. Either way the
+    readiness probe answers before promptfoo starts; a server that does not come
+    up in time is a transient error (exit 75). One that dies mid-eval leaves
+    connection errors in the results, which are retryable too (``NETWORK_ERROR``).
+    """
+    served = [p for p in (target, grader) if local_model.is_local(p)]
+    if not served:
+        yield
+        return
+    env = dict(os.environ)
+    try:
+        with local_model.serving(env, log_path=work_dir / "local-model.log"):
+            url = env[local_model.URL_ENV]
+            if not local_model.wait_ready(url, local_model.ready_timeout()):
+                raise TransientBranchError(f"the local model server at {url} is not answering /v1/models")
+            for p in served:
+                p["config"]["apiBaseUrl"] = url
+            yield
+    except local_model.LocalModelError as exc:
+        raise BranchError(str(exc)) from exc
 
 
 def prompt_spec(af: ArtifactFile, art: PromptArtifact, dataset: str, mode: Mode, repo_root: Path,
@@ -188,26 +225,34 @@ def prompt_spec(af: ArtifactFile, art: PromptArtifact, dataset: str, mode: Mode,
         raise BranchError(f"{af.rel_path}: dataset '{dataset}' has zero tests")
     prepared = prepare_tests(art, tests, af.rel_path, dataset)
     graded = sorted({a["type"].removeprefix("not-") for t in prepared for a in t.assertions} & MODEL_GRADED)
-    if graded and mode == "recorded":
-        raise BranchError(f"{af.rel_path}: dataset '{dataset}' uses model-graded assertions "
-                          f"({', '.join(graded)}); the recorded provider cannot serve grader calls, "
-                          "so they would never be checked. Run with PROMPTCI_PROVIDER=live")
     try:
         model = resolve_model(art, repo_root, model_config)
     except RefError as exc:
         raise BranchError(f"{af.rel_path}: {exc}") from exc
+    entry = load_catalog().resolve(model.model)
+    mode = effective_mode(mode, entry[1].provider if entry else "")  # local: live only for the local model
+    if graded and mode == "recorded":
+        raise BranchError(f"{af.rel_path}: dataset '{dataset}' uses model-graded assertions "
+                          f"({', '.join(graded)}); the recorded provider cannot serve grader calls, "
+                          "so they would never be checked. Run with PROMPTCI_PROVIDER=live")
     canonical, target, grader, hosts = _providers(art, model, mode, repo_root)
     pkey = params_key(model.parameters)
 
+    via = "local/" if local_model.is_local(target) else ""
+
     def record(results_path: Path) -> None:
-        _record(results_path, prepared, repo_root, art.id, canonical, pkey)
+        _record(results_path, prepared, repo_root, art.id, canonical, pkey,
+                origin={"model": canonical, "provider": f"{via}{target['id']}"},
+                extra={"source": af.rel_path, "dataset": dataset})
 
     return Spec(prepared, target, grader, canonical, {
         "prompt": af.content_hash,  # a model-config branch's item hash is the config's, not the prompt's
-        "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}), "model": canonical, "target": target,
-        "grader": grader, "model_config": model.config_hash, "fallbacks": model.fallbacks,
+        "dataset": eval_cache.cache_key({"b": dataset_bytes.hex()}), "model": canonical,
+        # the local server's port changes every run: the key names its model file instead
+        "target": local_model.cache_view(target), "grader": local_model.cache_view(grader),
+        "model_config": model.config_hash, "fallbacks": model.fallbacks,
         "recordings": recordings_digest(recordings_dir(repo_root), art.id) if mode == "recorded" else None,
-    }, hosts=hosts, record=record)
+    }, hosts=hosts, record=record, mode=mode)
 
 
 def _spec(item: EvalItem, af: ArtifactFile, mode: Mode, repo_root: Path, work_dir: Path) -> Spec:
@@ -216,10 +261,10 @@ def _spec(item: EvalItem, af: ArtifactFile, mode: Mode, repo_root: Path, work_di
     try:
         if isinstance(art, PromptArtifact):
             return prompt_spec(af, art, item.dataset, mode, repo_root)
-        if isinstance(art, GuardrailPolicyArtifact):
-            return guardrail_spec(af, item.dataset, mode, repo_root)
+        if isinstance(art, GuardrailPolicyArtifact):  # no local models there: local mode replays them
+            return guardrail_spec(af, item.dataset, effective_mode(mode, ""), repo_root)
         if isinstance(art, RagConfigArtifact):
-            return rag_spec(af, item.dataset, mode, repo_root, work_dir)
+            return rag_spec(af, item.dataset, effective_mode(mode, ""), repo_root, work_dir)
         prompt_id, dataset = split_dataset(item.dataset)
         users = [p for p in dependents(repo_root, art.id) if p.artifact_id == prompt_id]
         if not users:
@@ -236,6 +281,7 @@ def _spec(item: EvalItem, af: ArtifactFile, mode: Mode, repo_root: Path, work_di
 def _evaluate(item: EvalItem, spec: Spec, th: EvalThresholds, mode: Mode, *, store: ArtifactStore,
               work_dir: Path, no_cache: bool) -> tuple[EvalResult, dict[str, bytes], bool, str]:
     """Return (result, promptfoo's output files, served from cache, cache key) for one branch."""
+    mode = spec.mode or mode  # type: ignore[assignment]  # this branch's mode (local differs per model)
     try:
         version = promptfoo.installed_version()
     except promptfoo.PromptfooMissing as exc:
@@ -254,14 +300,16 @@ def _evaluate(item: EvalItem, spec: Spec, th: EvalThresholds, mode: Mode, *, sto
     if spec.setup is not None:
         spec.setup()
     cfg_path = work_dir / "promptfooconfig.json"
-    promptfoo.write_json(cfg_path, promptfoo.build_config(
-        description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
-        grader=spec.grader))
     for name in promptfoo.OUTPUTS.values():
         (work_dir / name).unlink(missing_ok=True)
     env = {**promptfoo.promptfoo_env(work_dir, spec.hosts), **spec.env}
-    proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
-                                   no_cache=no_cache or mode == "record", timeout_s=th.timeout_seconds, env=env)
+    with _local_server(spec.target, spec.grader, work_dir):
+        promptfoo.write_json(cfg_path, promptfoo.build_config(
+            description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
+            grader=spec.grader))
+        proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
+                                       no_cache=no_cache or mode == "record", timeout_s=th.timeout_seconds,
+                                       env=env)
     if proc.timed_out:
         raise TransientBranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was "
                                    "killed")
@@ -390,4 +438,5 @@ def _run(item: EvalItem, b: _Branch, *, repo_root: Path, run_id: str, target_env
     return _result(item, status, pass_rate=verdict.pass_rate, metric_scores=verdict.metric_scores,
                    retryable=retryable, tests_total=verdict.tests_total, tests_passed=verdict.tests_passed,
                    baseline_pass_rate=verdict.baseline_pass_rate, reasons=reasons, cached=cached,
+                   runs_total=sum(len(t.runs) for t in result.tests), authored_runs=result.authored_runs,
                    report_keys=b.report_keys)

@@ -52,6 +52,8 @@ class RunOutcome(_Model):
     latency_ms: float = 0.0
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost: float = 0.0
+    authored: bool = Field(default=False, description="the answer was written by hand (a recording whose "
+                                                      "origin is 'authored'), not given by a model")
 
 
 class TestOutcome(_Model):
@@ -101,6 +103,11 @@ class EvalResult(_Model):
     judged_against: dict[str, Any] | None = Field(
         default=None, description="model-config branches: the prompt baseline (store key and content hash) "
                                   "the config was judged against; promote keeps it with the config's baseline")
+
+    @property
+    def authored_runs(self) -> int:
+        """Return how many runs were answered by a hand-written recording rather than a model."""
+        return sum(r.authored for t in self.tests for r in t.runs)
 
     @property
     def errors(self) -> list[str]:
@@ -164,6 +171,7 @@ def _run(raw: dict[str, Any], repeat: int) -> RunOutcome:
         latency_ms=_num(raw.get("latencyMs")),
         tokens=_tokens(response.get("tokenUsage") or raw.get("tokenUsage")),
         cost=_num(raw.get("cost")),
+        authored=(response.get("metadata") or {}).get("promptci_origin") == "authored",
     )
 
 

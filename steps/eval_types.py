@@ -56,6 +56,7 @@ class Spec:
     setup: Callable[[], None] | None = None  # work done only on a cache miss (it may call providers)
     record: Callable[[Path], None] | None = None  # record mode: write recordings from results.json
     judged_against: str | None = None  # the baseline key a model-config branch is judged against
+    mode: str | None = None  # this branch's provider mode when not the run's (PROMPTCI_PROVIDER=local)
 
 
 def code_digest(*paths: Path) -> str:

@@ -32,6 +32,7 @@ HOME = Path(os.environ.get(HOME_ENV) or Path(__file__).resolve().parents[1])
 COMMAND_ENV = "PROMPTCI_PROMPTFOO_CMD"
 JOBS_ENV = "PROMPTCI_EVAL_JOBS"
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
+LOOPBACK = ("127.0.0.1", "localhost")
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 OUTPUTS = {"results": "results.json", "html": "report.html", "junit": "results.junit.xml"}
 TAIL = 2000
@@ -158,6 +159,11 @@ def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
         env["HTTPS_PROXY"] = env["HTTP_PROXY"] = DEAD_PROXY
         env["NO_PROXY"] = ",".join(no_proxy or [])
         env.pop("no_proxy", None)
+    elif loopback := [h for h in no_proxy or [] if h in LOOPBACK]:
+        # A user proxy stays for every remote host, but a proxy cannot reach this machine's
+        # 127.0.0.1 (the local model, ollama): those always go direct.
+        have = [h for h in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",") if h.strip()]
+        env["NO_PROXY"] = env["no_proxy"] = ",".join(dict.fromkeys(have + loopback))
     return env
 
 

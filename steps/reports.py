@@ -64,7 +64,8 @@ def diff_markdown(candidate: EvalResult, baseline: EvalResult | None, verdict: V
                      f"{'—' if c is None else f'{c:.3f}'} | {_delta(b, c, pct=False)} |")
     lines += ["", f"Tokens: {candidate.token_usage.total} (prompt {candidate.token_usage.prompt}, completion "
               f"{candidate.token_usage.completion}); cost ${candidate.cost:.4f}; "
-              f"average latency {candidate.latency_ms_avg:.0f} ms.", ""]
+              f"average latency {candidate.latency_ms_avg:.0f} ms.", "", _answers_line(
+                  candidate.authored_runs, sum(len(t.runs) for t in candidate.tests)), ""]
     for title, changes in (("Newly failing", verdict.newly_failing),
                            ("Newly passing", verdict.newly_passing)):
         if changes:
@@ -127,6 +128,14 @@ def diff_html(candidate: EvalResult, baseline: EvalResult | None, verdict: Verdi
     return "\n".join(parts)
 
 
+def _answers_line(authored: int, total: int) -> str:
+    """Return the sentence that says how many results were judged on hand-written answers."""
+    if not authored:
+        return f"Answers: all {total} result(s) came from a model (live, or recorded from one)."
+    return (f"Answers: {authored} of {total} result(s) came from authored (hand-written) recordings, "
+            "not from a model.")
+
+
 def type_metrics(r: BranchResult) -> str:
     """Return the headline metrics of a branch's type, for the summary (``—`` when it has none).
 
@@ -155,13 +164,14 @@ def summary_markdown(results: list[BranchResult]) -> str:
             if results else "❌ No eval branch reported a result; promotion is blocked.")
     icon = {"passed": "✅", "failed": "❌", "error": "⚠️"}
     lines = ["## promptci eval", "", head, "",
-             "| | artifact | type | dataset | pass rate | baseline | tests | metrics | cached |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| | artifact | type | dataset | pass rate | baseline | tests | metrics | cached | authored answers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.status == "passed", r.artifact_id, r.dataset)):
         lines.append(f"| {icon[r.status]} {r.status} | `{_md(r.artifact_id)}` | {r.artifact_type} | "
                      f"{_md(r.dataset)} | {_pct(r.pass_rate)} | {_pct(r.baseline_pass_rate)} | "
                      f"{r.tests_passed}/{r.tests_total} | {_md(type_metrics(r), 300)} | "
-                     f"{'yes' if r.cached else 'no'} |")
+                     f"{'yes' if r.cached else 'no'} | {r.authored_runs}/{r.runs_total} |")
+    lines += ["", _answers_line(sum(r.authored_runs for r in results), sum(r.runs_total for r in results))]
     for r in blocked:
         lines += ["", f"**{_md(r.artifact_id)} / {_md(r.dataset)}** ({r.status})"]
         lines += [f"- {_md(reason, 400)}" for reason in r.reasons or ["no reason recorded"]]

@@ -394,10 +394,6 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     a fresh clone of the committed revision, the Secrets and ConfigMaps of the two directories
     (docs/pipelines.md), and the services on this host (S3, GitOps remote, Pushgateway).
     """
-    from workflows.runner.progress import print_summary
-    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
-    from workflows.templates import build_template
-
     settings = _settings(config_path)
     values = _parse_params(params)
     if no_cache:
@@ -409,6 +405,26 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
         _fail([f"run: no artifact directories found in {root}"])
     configmaps = _policy_configmap(root, config_path, trusted_ref)
     env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}  # the mounted policy says it
+    from steps.providers.local_model import LocalModelError, serving_for_run
+
+    try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
+        with serving_for_run(env, root / ".promptci" / "local-model.log"):
+            failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, env, configmaps,
+                                lambda: _executor(executor, root, configmaps_dir, secrets_dir))
+    except LocalModelError as exc:
+        _fail([f"run: {exc}"], 2)
+    if failed:
+        sys.exit(1)
+
+
+def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
+               approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
+               new_executor: Callable[[], Any]) -> list[str]:
+    """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
+    from workflows.runner.progress import print_summary
+    from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
+    from workflows.templates import build_template
+
     failed = []
     for i, t in enumerate(chosen):
         manifest = build_template(ArtifactType(t), settings).to_dict()
@@ -417,7 +433,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
                                   configmaps=configmaps,
-                                  executor=_executor(executor, root, configmaps_dir, secrets_dir))
+                                  executor=new_executor())
         except (RunError, UnsupportedFeature) as exc:
             _fail([f"run: {exc}"])
         note = record_metrics(manifest, result)
@@ -429,8 +445,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
             failed.append(t)
         if i + 1 < len(chosen):
             click.echo()
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: Path | None) -> Any:

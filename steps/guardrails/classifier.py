@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import click
 from config.artifacts import ModelParameters
 from config.yamlio import load_file
 from steps.promptfoo import messages_prompt
-from steps.providers.recordings import params_key, recording_key, recording_path, write_recording
+from steps.providers.recordings import AUTHORED, params_key, recording_key, recording_path, write_recording
 
 SYSTEM = ("You are a content classifier. Answer with the comma-separated categories from the list that the "
           "text belongs to, or with the single word none.")
@@ -77,7 +78,9 @@ class ModelClassifier:
         if self.mode == "record":
             write_recording(self.recordings_dir, self.policy_id, model=self.model, params=pkey,
                             prompt=messages_prompt(messages), messages=messages,
-                            responses=[{"output": answer}], test=text[:80])
+                            responses=[{"output": answer}], test=text[:80],
+                            origin={"model": self.model, "provider": f"openai:{self.base_url}",
+                                    "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return parse_answer(answer, categories)
 
     def _live(self, messages: list[dict[str, str]]) -> str:
@@ -109,7 +112,7 @@ def main(root: Path, answers: Path) -> None:
             messages = classifier_messages(text, list(spec["categories"]))
             write_recording(root / "recordings", policy_id, model=spec["model"], params=params_key(params),
                             prompt=messages_prompt(messages), messages=messages,
-                            responses=[{"output": str(answer)}], test=text[:80])
+                            responses=[{"output": str(answer)}], test=text[:80], origin=AUTHORED)
 
 
 if __name__ == "__main__":

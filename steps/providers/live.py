@@ -2,6 +2,9 @@
 
 API keys are never written into a config: promptfoo reads them from the
 environment itself; we only check they are present so the error is clear.
+A ``local`` catalog model (the bundled small model) is an OpenAI-compatible
+endpoint like vLLM: the same ``openai:chat`` provider, with the base URL of the
+server the run started (``$PROMPTCI_LOCAL_BASE_URL``) and no key.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ from steps.providers import ProviderConfigError
 KEY_ENV = {"openai": ("OPENAI_API_KEY",), "anthropic": ("ANTHROPIC_API_KEY",),
            "google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
 HOSTS = {"openai": ["api.openai.com"], "anthropic": ["api.anthropic.com"],
-         "google": [".googleapis.com"], "ollama": ["localhost", "127.0.0.1"]}
+         "google": [".googleapis.com"], "ollama": ["localhost", "127.0.0.1"],
+         "local": ["127.0.0.1"]}
 VERTEX_ENV = "PROMPTCI_GOOGLE_VERTEX"
+LOCAL_URL_ENV = "PROMPTCI_LOCAL_BASE_URL"
+LOCAL_UNSTARTED = "http://127.0.0.1:0/v1"  # until a server runs: never reachable, never in a cache key
 
 
 def _options(entry: ModelEntry, params: ModelParameters) -> dict[str, Any]:
     p = params.model_dump(exclude_none=True)
     out: dict[str, Any] = {}
-    if entry.provider in ("openai", "openai-compatible"):
+    if entry.provider in ("openai", "openai-compatible", "local"):
         out = {k: v for k, v in p.items() if k != "response_format"}
         if "response_format" in p:
             out["response_format"] = {"type": p["response_format"]}
@@ -68,6 +74,13 @@ def live_provider(canonical: str, entry: ModelEntry, params: ModelParameters,
         pid = f"vertex:{model}" if env.get(VERTEX_ENV) == "1" else f"google:{model}"
     elif entry.provider == "ollama":
         pid = f"ollama:chat:{model}"
+    elif entry.provider == "local":  # the bundled server: started by the run (or the branch), no key
+        pid = f"openai:chat:{model}"
+        config["apiBaseUrl"] = env.get(entry.api_base_env or LOCAL_URL_ENV) or LOCAL_UNSTARTED
+        config["apiKeyRequired"] = False
+        # A dead local server is a transient failure of the step (exit 75, retried once the server is
+        # back), not something to wait out inside promptfoo, whose backoff starts at 5 s per try.
+        config["maxRetries"] = 0
     else:  # openai-compatible (vLLM...): same wire protocol, base URL from the environment
         base_env = entry.api_base_env or "OPENAI_BASE_URL"
         base = env.get(base_env)

@@ -69,11 +69,14 @@ class RecordedProvider {
     const r = responses.length === 1 ? responses[0] : responses[repeat];
     if (r.error) return { error: `artifact ${cfg.artifact_id}, test '${test}': provider error: ${r.error}` };
     const usage = r.tokenUsage || {};
+    // Who gave this answer: a recording without a model origin counts as written by hand.
+    const origin = rec.origin && typeof rec.origin === 'object' && rec.origin.model ? 'model' : 'authored';
     return {
       output: r.output,
       tokenUsage: { prompt: usage.prompt || 0, completion: usage.completion || 0, total: usage.total || 0 },
       cost: r.cost || 0,
       cached: false,
+      metadata: { promptci_origin: origin, promptci_origin_model: origin === 'model' ? rec.origin.model : null },
     };
   }
 }

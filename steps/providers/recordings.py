@@ -41,18 +41,23 @@ def recording_path(root: Path, artifact_id: str, key: str) -> Path:
     return root / artifact_id / f"{key[:24]}.json"
 
 
+AUTHORED = "authored"
+
+
 def write_recording(root: Path, artifact_id: str, *, model: str, params: str, prompt: str,
                     messages: list[dict[str, str]], responses: list[dict[str, Any]],
-                    test: str = "") -> Path:
+                    origin: dict[str, str] | str, test: str = "", extra: dict[str, Any] | None = None) -> Path:
     """Write (atomically) one recording and return its path.
 
     ``responses`` holds one entry per repeat (``{"output", "tokenUsage"}``, or
     ``{"error"}`` for a recorded provider error); a single entry serves every repeat.
+    ``origin`` says who answered: ``"authored"`` (written by hand) or
+    ``{"model", "provider", "recorded_at"}`` for answers a model gave.
     """
     key = recording_key(model, params, prompt)
     path = recording_path(root, artifact_id, key)
-    doc = {"artifact": artifact_id, "test": test, "model": model, "params": json.loads(params),
-           "messages": messages, "responses": responses}
+    doc = {"artifact": artifact_id, "test": test, **(extra or {}), "model": model, "params": json.loads(params),
+           "origin": origin, "messages": messages, "responses": responses}
     atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return path
 

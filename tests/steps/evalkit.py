@@ -50,7 +50,7 @@ def record(root: Path, name: str, *responses: str | dict[str, Any]) -> Path:
                            responses=[r if isinstance(r, dict) else
                                       {"output": r, "tokenUsage": {"prompt": 20, "completion": 5, "total": 25}}
                                       for r in responses],
-                           test=f"greets {name}")
+                           test=f"greets {name}", origin="authored")
 
 
 def config(**eval_overrides: Any) -> PromptPipelineConfig:

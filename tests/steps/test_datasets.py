@@ -14,7 +14,7 @@ def test_every_sample_format_loads():
               if p.parent.name not in other_types}
     assert counts == {"support-reply.yaml": 3, "summarizer.jsonl": 2, "sql-generator.csv": 3,
                       "ticket-classifier.json": 3, "rag-answer.yaml": 2, "faq-answer.yaml": 2,
-                      "commit-message.jsonl": 2}
+                      "commit-message.jsonl": 2, "order-lookup.yaml": 3, "contact-extractor.yaml": 3}
     assert len(read_guardrail_cases(REPO / "evals" / "pii-and-injection" / "golden.yaml")) == 43
     rag = read_rag_dataset(REPO / "evals" / "kb-search" / "golden.yaml")
     assert (len(rag.documents), len(rag.queries)) == (32, 22)

@@ -39,7 +39,8 @@ def test_samples_pass_with_their_recordings_and_the_failing_change_fails(tmp_pat
         return run_branch(item, repo_root=REPO, run_id=run_id, target_env="dev", config=cfg, store=store,
                           work_dir=tmp_path / "work" / run_id / item.artifact_id, no_cache=True)
 
-    jobs = [("samples", i) for i in items] + [("change", i) for i in _items("examples/failing/ticket-classifier.yaml")]
+    changes = _items("examples/failing/ticket-classifier.yaml") + _items("examples/failing-local/order-lookup.yaml")
+    jobs = [("samples", i) for i in items] + [("change", i) for i in changes]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(run, jobs))
     samples, change = results[:len(items)], results[len(items):]
@@ -47,7 +48,14 @@ def test_samples_pass_with_their_recordings_and_the_failing_change_fails(tmp_pat
         [r.reasons for r in samples if r.status != "passed"]
     for r in samples:
         assert store.get_bytes(run_key("samples", r.artifact_id, r.dataset, "diff.md"))
-    assert [r.status for r in change] == ["failed"]
+    assert [r.status for r in change] == ["failed", "failed"]
     assert "pass rate 33.3% is below the minimum 80.0%" in change[0].reasons[0]
+    # the local model's regression, as it answered: the shortened prompt gets no JSON back
+    assert change[1].tests_passed == 0 and change[1].authored_runs == 0
+    by_id = {r.artifact_id: r for r in samples}
+    assert by_id["order-lookup"].authored_runs == 0 and by_id["contact-extractor"].authored_runs == 0
+    assert by_id["summarizer"].authored_runs == by_id["summarizer"].runs_total == 2
     summary = write_run_summary(results, store, "samples")
-    assert "1 of" in summary and (tmp_path / "store" / "runs" / "samples" / "summary.md").exists()
+    authored = sum(r.authored_runs for r in results)
+    assert f"Answers: {authored} of {sum(r.runs_total for r in results)} result(s) came from authored" in summary
+    assert "2 of" in summary and (tmp_path / "store" / "runs" / "samples" / "summary.md").exists()

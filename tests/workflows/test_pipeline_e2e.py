@@ -44,20 +44,24 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert first.exit_code == 0, first.output
     gitops = source / ".promptci" / "gitops.git"
     kustomization = yaml.safe_load(git(gitops, "show", "main:environments/dev/kustomization.yaml"))
-    assert len(kustomization["resources"]) == 8  # 6 prompts + faq-answer (Prompty) + commit-message (Dotprompt)
+    assert len(kustomization["resources"]) == 10  # 6 prompts + Prompty + Dotprompt + 2 local-model samples
     head = git(gitops, "rev-parse", "main")
     assert head[:12] in first.output and "promoted      ticket-classifier" in first.output
     store = source / ".promptci" / "store"
     first_summary = (store / "runs" / "first" / "summary.md").read_text()
-    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 8
+    assert "All eval branches passed." in first_summary and first_summary.count("✅ passed") == 10
+    # the two local-model samples replay recordings a model gave; the others are hand-written answers
+    assert "| `order-lookup` | prompt | golden | 100.0% | — | 3/3 | accuracy 1.00, format 1.00 | no | 0/3 |" \
+        in first_summary
+    assert "| no | 2/2 |" in first_summary.split("`summarizer`")[1].splitlines()[0]
 
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
     one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
     row = "| `summarizer` | prompt | golden | 100.0% | 100.0% | 2/2 | coverage 1.00, format 1.00, safety 1.00 |"
-    assert f"{row} yes |" in (store / "runs" / "cached" / "summary.md").read_text()
+    assert f"{row} yes | 2/2 |" in (store / "runs" / "cached" / "summary.md").read_text()
     assert runner.invoke(cli, [*one, "--run-id", "fresh", "--no-cache"]).exit_code == 0
-    assert f"{row} no |" in (store / "runs" / "fresh" / "summary.md").read_text()
+    assert f"{row} no | 2/2 |" in (store / "runs" / "fresh" / "summary.md").read_text()
 
     # A change that breaks ticket-classifier: only it is re-planned (base..head), its gate fails,
     # promote never runs, and the exit handler's summary says why.

@@ -154,6 +154,8 @@ class NodeRunner:
             if not strategy:
                 break
             verdict = decide(strategy, attempts, time.time(), workflow_over=self._over(exit_handler))
+            if verdict.retry:  # waiting to retry is not done: a fan-out must not be judged on this attempt
+                node.status = "Running"
             while verdict.retry and verdict.wait > 0:
                 node.message = f"{step.message}; backoff {verdict.wait:.1f}s before retrying"
                 self.on_event(node)
