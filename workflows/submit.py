@@ -247,8 +247,11 @@ def lint_cmd(paths: tuple[Path, ...], schema: Path | None, config_path: str | No
 @click.option("--trusted-ref", "ref", default=None,
               help="ref the policy is read from without --config [env PROMPTCI_TRUSTED_REF; default origin/main, "
                    "else main]")
+@click.option("--profile", default="cluster", show_default=True,
+              help="config profile the step pods get on top of the trusted gates (config/profiles/): "
+                   "where the store and the GitOps remote are")
 def register_cmd(host: str | None, namespace: str | None, token: str | None, insecure: bool,
-                 instance_id: str | None, config_path: str | None, ref: str | None) -> None:
+                 instance_id: str | None, config_path: str | None, ref: str | None, profile: str) -> None:
     """Create or update every WorkflowTemplate and the policy ConfigMap (what CI runs on the protected branch).
 
     The policy (``config/pipeline.yaml`` at the trusted ref, or --config) goes into the
@@ -258,18 +261,20 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
     """
     from hera.exceptions import HeraException
 
+    from config.pipeline import ConfigError
     from config.policy import PolicyError, load_trusted, trusted_policy_text
+    from config.profiles import apply_profile
     from workflows.argo.client import (
         ArgoConfigError,
         KubeConfigError,
         apply_configmap,
         exit_code_for,
-        policy_configmap,
         refuse_instance_id,
         register_templates,
     )
     from workflows.argo.lint import lint_manifest
     from workflows.argo.schema import SchemaError
+    from workflows.cluster_config import pipeline_config_map
     from workflows.templates import compile_templates
 
     try:
@@ -278,10 +283,13 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
         _fail([f"register: {exc}"], 2)
     target = _target(host, namespace, token, insecure)
     try:
-        text, source = trusted_policy_text(Path.cwd(), config_path, ref)
+        source = trusted_policy_text(Path.cwd(), config_path, ref)[1]
         config = load_trusted(Path.cwd(), config_path, ref)[0]
+        apply_profile(config, profile)  # a bad profile stops here, before any request
     except PolicyError as exc:
         _fail(exc.lines, 2)
+    except ConfigError as exc:
+        _fail([f"register: profile {profile}: {exc}"], 2)
     manifests = compile_templates(_settings_for(config))
     try:
         problems = [p for m in manifests for p in lint_manifest(m)]
@@ -290,7 +298,8 @@ def register_cmd(host: str | None, namespace: str | None, token: str | None, ins
     if has_errors(problems):
         _fail([render(problems), "register: not registering templates that fail lint"])
     try:
-        action = apply_configmap(policy_configmap(text, target.namespace, source))
+        action = apply_configmap(pipeline_config_map(apply_profile(config, profile), namespace=target.namespace,
+                                                     source=source))
         click.echo(f"{action} ConfigMap {target.namespace}/promptci-pipeline-config from {source}")
         for name, action in register_templates(target, manifests):
             click.echo(f"{action} WorkflowTemplate {target.namespace}/{name}")

@@ -57,6 +57,7 @@ from config.artifacts import ArtifactType
 from config.pipeline import PromptPipelineConfig, load_pipeline_config
 from steps import metric_names
 from workflows import stages
+from workflows.cluster_config import CONFIG_MAP_NAME, CONFIG_PATH, MOUNT_DIR
 
 TYPE_LABEL = "promptci.dev/artifact-type"
 SOURCE_ARTIFACT = "source"
@@ -81,10 +82,8 @@ SAFE_DIRECTORY_ENV = [Env(name="GIT_CONFIG_COUNT", value="1"),
                       Env(name="GIT_CONFIG_VALUE_0", value=SOURCE_PATH)]
 # The trusted policy: the ConfigMap `register` writes from the protected branch, mounted in every
 # step pod; PROMPTCI_CONFIG points the stages at it (config/policy.py), never at the checkout.
-POLICY_CONFIGMAP = "promptci-pipeline-config"
+POLICY_CONFIGMAP, POLICY_DIR, POLICY_PATH = CONFIG_MAP_NAME, MOUNT_DIR, CONFIG_PATH
 POLICY_VOLUME = "pipeline-config"
-POLICY_DIR = "/etc/promptci"
-POLICY_PATH = f"{POLICY_DIR}/pipeline.yaml"
 
 
 class StageSettings(BaseModel):

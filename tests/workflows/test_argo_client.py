@@ -11,9 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from config.pipeline import PromptPipelineConfig
+from config.profiles import apply_profile
 from workflows.argo.schema import packaged_schema, schema_problems
+from workflows.cluster_config import pipeline_config_map
 from workflows.submit import cli
 
 TOKEN = "s3cr3t-token-value"
@@ -135,7 +139,8 @@ def test_register_creates_then_updates_with_valid_templates(argo: tuple[FakeArgo
 
 def test_register_writes_the_trusted_policy_configmap_from_the_protected_branch(
         argo: tuple[FakeArgo, str]) -> None:
-    """The gates every step pod mounts are config/pipeline.yaml as committed on main, not the working tree."""
+    """The gates every step pod mounts are config/pipeline.yaml as committed on main, not the working tree,
+    with the cluster profile (S3 store, GitOps remote by URL) that pods need: the same bytes `dump` writes."""
     state, url = argo
     first = CliRunner().invoke(cli, ["register", "--trusted-ref", "main"], env=_env(url))
     assert first.exit_code == 0, first.output
@@ -143,7 +148,13 @@ def test_register_writes_the_trusted_policy_configmap_from_the_protected_branch(
     cm = state.configmaps["promptci-pipeline-config"]
     committed = subprocess.run(["git", "show", "main:config/pipeline.yaml"], capture_output=True, text=True,
                                check=True).stdout
-    assert cm["data"] == {"pipeline.yaml": committed}
+    # the committed gates, with the cluster profile's store and GitOps remote: exactly what dump writes
+    carried = PromptPipelineConfig.model_validate(yaml.safe_load(cm["data"]["pipeline.yaml"]))
+    trusted = PromptPipelineConfig.model_validate(yaml.safe_load(committed))
+    assert carried == apply_profile(trusted, "cluster") and carried.store.kind == "s3"
+    assert carried.defaults == trusted.defaults and carried.promotion == trusted.promotion
+    assert cm["data"] == pipeline_config_map(apply_profile(trusted, "cluster"))["data"]
+    assert cm["metadata"]["annotations"]["promptci.dev/policy-source"].startswith("main:config/pipeline.yaml")
     assert cm["metadata"]["namespace"] == "ci"
     second = CliRunner().invoke(cli, ["register", "--trusted-ref", "main"], env=_env(url))
     assert second.exit_code == 0 and "updated ConfigMap ci/promptci-pipeline-config" in second.output

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.artifacts import ArtifactType
 from steps import metric_names
+from tests.workflows.test_safe_path import policy_configmaps
 from workflows.runner.executors import StepRequest, StepResult
 from workflows.runner.scheduler import run_template
 from workflows.templates import PipelineSettings, build_template
@@ -99,7 +100,8 @@ def _local_run(tmp_path: Path, artifact_type: ArtifactType, phases: dict[str, li
     monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
     manifest = build_template(artifact_type, PipelineSettings(backoff="0s")).to_dict()
     result = run_template(manifest, {"repo-url": str(REPO)}, repo_root=REPO, run_id=run_id,
-                          runs_dir=tmp_path / "runs", executor=ScriptedPods(phases, eval_branches=branches))
+                          runs_dir=tmp_path / "runs", executor=ScriptedPods(phases, eval_branches=branches),
+                          configmaps=policy_configmaps())
     from workflows.runner.metrics import record_metrics
 
     assert record_metrics(manifest, result) is None

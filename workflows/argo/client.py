@@ -187,26 +187,11 @@ def wait_for(target: ArgoTarget, name: str, *, timeout: float = 3600, interval: 
 
 # ------------------------------------------------------------------ the trusted policy ConfigMap
 
-POLICY_CONFIGMAP = "promptci-pipeline-config"
-POLICY_KEY = "pipeline.yaml"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 class KubeConfigError(Exception):
     """No Kubernetes API to write the policy ConfigMap to (no KUBE_API_SERVER, not in a cluster)."""
-
-
-def policy_configmap(text: str, namespace: str, source: str) -> dict[str, Any]:
-    """Return the ConfigMap that carries the trusted pipeline policy to every step pod.
-
-    The templates mount it at ``/etc/promptci/pipeline.yaml`` and set ``PROMPTCI_CONFIG``
-    (workflows/templates.py); ``source`` (ref and commit) is recorded as an annotation.
-    """
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": POLICY_CONFIGMAP, "namespace": namespace,
-                         "labels": {"app.kubernetes.io/part-of": "promptci"},
-                         "annotations": {"promptci.dev/policy-source": source}},
-            "data": {POLICY_KEY: text}}
 
 
 def kube_target(env: Mapping[str, str] | None = None) -> tuple[str, str | None, str | bool]:
