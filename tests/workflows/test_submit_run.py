@@ -29,7 +29,7 @@ def test_plain_invocation_runs_locally_and_a_broken_artifact_blocks_promotion(
     runs = list((broken_prompts / ".promptci" / "runs").iterdir())
     assert len(runs) == 1 and runs[0].name.endswith("-prompt")
     summary = json.loads((runs[0] / "run.json").read_text())
-    assert summary["status"] == "Failed"
+    assert summary["status"] == "Failed", summary
     assert summary["tasks"]["validate"] == "Failed"
     assert summary["tasks"]["eval"] in {"Omitted", "Skipped"}
     assert summary["tasks"]["promote"] in {"Omitted", "Skipped"}

@@ -162,6 +162,7 @@ class NodeRunner:
                 self.context.cancelled.wait(verdict.wait)
                 verdict = decide(strategy, attempts, time.time(), workflow_over=self._over(exit_handler))
             if not verdict.retry:
+                node.status = step.phase  # no retry after all (e.g. the expression, checked after the backoff)
                 if verdict.message and verdict.message != step.message:
                     node.message = f"{step.message}; {verdict.message}" if step.message else verdict.message
                 else:
