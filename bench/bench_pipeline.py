@@ -6,7 +6,8 @@ Every figure is a whole ``python workflows/submit.py run prompt`` (offline, reco
 a process tree (bench/measure.py: wall, CPU-s of all descendants, peak of the summed RSS), next to its
 floor measured in the same run:
 
-1. the sample prompts' run vs ONE bare promptfoo over the same tests (bench/floor.py)    goal <= 1.5x
+1. the sample prompts' run vs ONE bare promptfoo over the same tests (bench/floor.py,
+   best of 2 rounds: it is cheap, and its best is the fairer reference on a loaded machine)  goal <= 1.5x
 2. a full run of N generated prompts (bench/generate.py) vs one bare promptfoo           goal <= 2x, RSS <= 1.5 GB
 3. CPU-s per eval item of that run (all CPU of the run / items)                          goal <= 1.5
 4. pods a 200-prompt full run would create on Argo, from the compiled template and the real plan
@@ -34,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import generate, layout  # noqa: E402
-from bench.floor import run_floor  # noqa: E402
+from bench.floor import Floor, run_floor  # noqa: E402
 from bench.measure import QUICK_ENV, Measured, fmt_load, quick, ratio  # noqa: E402
 from bench.pipeline_runs import fanout_width, run_pipeline, stage_starts  # noqa: E402
 
@@ -75,7 +76,18 @@ def _require_ok(m: Measured, what: str, logs: Path) -> None:
         raise SystemExit(f"bench: {what} exited {m.returncode}; see {logs}")
 
 
-def samples_vs_floor(rep: Report, work: Path, logs: Path) -> Path:
+def best_floor(rep: Report, key: str, run_dir: Path, repo: Path, work: Path, rounds: int) -> Floor:
+    """Return the fastest of ``rounds`` floors over the run's tests (each printed): the floor is cheap, so
+    on a loaded machine its best is the fairer reference."""
+    floors = [run_floor(run_dir, repo, work / f"{key}-{i}") for i in range(rounds)]
+    for i, f in enumerate(floors):
+        rep.measured(f"{key}_{i}", f.measured)
+    best = min(floors, key=lambda f: f.measured.wall_s)
+    rep.data[key] = rep.data[f"{key}_{floors.index(best)}"]
+    return best
+
+
+def samples_vs_floor(rep: Report, work: Path, logs: Path, rounds: int) -> Path:
     """Figure 1: the sample prompts' run against one bare promptfoo; return the samples repo."""
     repo = work / "samples"
     repo.mkdir()
@@ -84,8 +96,7 @@ def samples_vs_floor(rep: Report, work: Path, logs: Path) -> Path:
     m, run_dir = run_pipeline("submit.py run prompt (samples)", repo, "bench-samples", logs=logs)
     rep.measured("samples_run", m)
     _require_ok(m, "the samples run", logs)
-    floor = run_floor(run_dir, repo, work / "floor-samples")
-    rep.measured("samples_floor", floor.measured)
+    floor = best_floor(rep, "samples_floor", run_dir, repo, work, rounds)
     r = ratio(m.wall_s, floor.measured.wall_s)
     rep.data["samples_tests"] = floor.tests
     rep.goal(f"samples run vs one promptfoo ({floor.tests} test runs), wall", f"{r:.2f}x "
@@ -115,7 +126,7 @@ def cached_vs_unchanged(rep: Report, repo: Path, logs: Path, rounds: int) -> Non
              f"{r:.2f}x wall, {rc:.2f}x CPU ({best_c:.1f} s vs {best_u:.1f} s)", "<= 1.1x", max(r, rc) <= 1.1)
 
 
-def generated_vs_floor(rep: Report, work: Path, logs: Path, prompts: int) -> None:
+def generated_vs_floor(rep: Report, work: Path, logs: Path, prompts: int, rounds: int) -> None:
     """Figures 2 and 3: a full run of ``prompts`` generated prompts against one bare promptfoo."""
     repo = work / f"gen-{prompts}"
     items = generate.generate(repo, prompts)
@@ -123,8 +134,7 @@ def generated_vs_floor(rep: Report, work: Path, logs: Path, prompts: int) -> Non
     m, run_dir = run_pipeline(f"submit.py run prompt ({prompts} prompts)", repo, "bench-full", logs=logs)
     rep.measured("generated_run", m)
     _require_ok(m, "the generated run", logs)
-    floor = run_floor(run_dir, repo, work / "floor-generated")
-    rep.measured("generated_floor", floor.measured)
+    floor = best_floor(rep, "generated_floor", run_dir, repo, work, rounds)
     r = ratio(m.wall_s, floor.measured.wall_s)
     rss_ok = m.peak_rss_mb <= 1.5 * GB
     rep.goal(f"{prompts}-prompt full run vs one promptfoo, wall", f"{r:.2f}x (CPU "
@@ -156,13 +166,14 @@ def starts(rep: Report, repo: Path, logs: Path, rounds: int) -> None:
     """Figure 6: each stage's start against bare ``python -c pass`` (and a runner node running ``pass``)."""
     print(f"6. stage start: each stage's pod command given nothing to do, median of {rounds} "
           f"(load {fmt_load()})", flush=True)
-    walls = stage_starts(repo, logs, rounds)
-    bare = walls["python -c pass"]
-    rep.data["stage_start_s"] = {k: round(v, 3) for k, v in walls.items()}
-    for name, wall in walls.items():
+    figures = stage_starts(repo, logs, rounds)
+    bare_wall, bare_cpu = figures["python -c pass"]
+    rep.data["stage_start"] = {k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in figures.items()}
+    for name, (wall, cpu) in figures.items():
         if name != "python -c pass":
-            rep.goal(f"start of {name}", f"{wall:.2f} s = {ratio(wall, bare):.1f}x python -c pass "
-                     f"({bare:.3f} s)", "as low as it goes", None)
+            rep.goal(f"start of {name}", f"{wall:.2f} s = {ratio(wall, bare_wall):.1f}x, CPU {cpu:.2f} s = "
+                     f"{ratio(cpu, bare_cpu):.1f}x python -c pass ({bare_wall:.3f} s, {bare_cpu:.3f} CPU-s)",
+                     "as low as it goes", None)
 
 
 def main() -> int:
@@ -182,10 +193,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="promptci-bench-pipeline-"))
     logs = work / "logs"
     try:
-        samples = samples_vs_floor(rep, work, logs)
+        samples = samples_vs_floor(rep, work, logs, rounds)
         cached_vs_unchanged(rep, samples, logs, rounds)
         pods_for(rep, work, logs, pods_prompts)
-        generated_vs_floor(rep, work, logs, prompts)
+        generated_vs_floor(rep, work, logs, prompts, rounds)
         starts(rep, samples, logs, rounds if quick_run else 3)
         rep.table()
     finally:

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import layout  # noqa: E402
-from bench.measure import Measured, run  # noqa: E402
+from bench.measure import Measured, cpu_now, run  # noqa: E402
 
 SUBMIT = ROOT / "workflows" / "submit.py"
 TASK_REF = layout.TASK_OUTPUT
@@ -121,11 +121,12 @@ def _pass_template(tpl: dict[str, Any]) -> dict[str, Any]:
     return floor
 
 
-def stage_starts(repo: Path, logs: Path, rounds: int = 3) -> dict[str, float]:
-    """Return the median node wall (s) of every stage given nothing to do, plus ``pass`` and ``python -c pass``.
+def stage_starts(repo: Path, logs: Path, rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """Return the median (wall s, CPU-s) of every stage's node given nothing to do, plus two references.
 
     Keys: each stage template's name, ``node running pass`` (the runner's own cost per node with a
-    script that does nothing) and ``python -c pass`` (a bare interpreter, no runner).
+    script that does nothing) and ``python -c pass`` (a bare interpreter, no runner). CPU-s counts the
+    step's process tree and the runner's threads while the node ran.
     """
     from workflows.runner.scheduler import run_template
 
@@ -137,17 +138,19 @@ def stage_starts(repo: Path, logs: Path, rounds: int = 3) -> dict[str, float]:
     cases = {name: _nothing_to_do(manifest, name, tpls[name]) for name in layout.stage_templates(manifest)}
     first = tpls[layout.stage_templates(manifest)[0]]
     cases["node running pass"] = _nothing_to_do(manifest, "pass", _pass_template(first))
-    walls: dict[str, list[float]] = {name: [] for name in [*cases, "python -c pass"]}
+    policy = _policy(repo)
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in [*cases, "python -c pass"]}
     for r in range(rounds):  # interleaved, so each stage sees the same load
         for name, m in cases.items():
-            result = run_template(m, params, repo_root=repo, run_id=f"start-{r}-{len(walls[name])}-"
-                                  + name.replace(" ", "-"), env=env, runs_dir=logs / "runs",
-                                  configmaps=_policy(repo))
-            walls[name].append(max(n.duration for n in result.nodes))
-        t0 = time.perf_counter()
+            cpu = cpu_now()
+            result = run_template(m, params, repo_root=repo, run_id=f"start-{r}-" + name.replace(" ", "-"),
+                                  env=env, runs_dir=logs / "runs", configmaps=policy)
+            figures[name].append((max(n.duration for n in result.nodes), cpu_now() - cpu))
+        cpu, t0 = cpu_now(), time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
-        walls["python -c pass"].append(time.perf_counter() - t0)
-    return {name: statistics.median(w) for name, w in walls.items()}
+        figures["python -c pass"].append((time.perf_counter() - t0, cpu_now() - cpu))
+    return {name: (statistics.median(w for w, _ in f), statistics.median(c for _, c in f))
+            for name, f in figures.items()}
 
 
 def phase_wall(run_dir: Path, task: str) -> tuple[float, int]:
