@@ -59,7 +59,9 @@ def main() -> int:
     try:
         repo = work / "repo"
         items = generate.generate(repo, prompts, tests=args.tests)
-        default, run_dir = run_pipeline("run, default parallelism", repo, "eval-default", logs=logs)
+        fresh_log = work / "calls-fresh.log"
+        default, run_dir = run_pipeline("run, default parallelism", repo, "eval-default", logs=logs,
+                                        env={"PROMPTCI_CALL_LOG": str(fresh_log)})
         _show(default, items, phase_wall(run_dir, fan))
         serial, serial_dir = run_pipeline("run, parallelism 1, no-cache", repo, "eval-serial",
                                           {"no-cache": "true"}, parallelism=1, logs=logs)
@@ -70,7 +72,9 @@ def main() -> int:
         rerun, _ = run_pipeline("unchanged re-run", repo, "eval-rerun", logs=logs,
                                 env={"PROMPTCI_CALL_LOG": str(log)})
         _show(rerun, items)
-        made = calls(log)
+        made, fresh = calls(log), calls(fresh_log)
+        if fresh == 0:  # the call log must reach the provider, or "0 calls on the re-run" proves nothing
+            raise SystemExit("bench_eval: the fresh run logged no provider call; PROMPTCI_CALL_LOG did not reach it")
         d_phase, s_phase = phase_wall(run_dir, fan)[0], phase_wall(serial_dir, fan)[0]
         print(f"=> eval phase: default {d_phase:.2f} s vs true serial {s_phase:.2f} s = "
               f"{ratio(d_phase, s_phase):.2f}x; vs one bare promptfoo ({floor.tests} test runs) "
@@ -78,7 +82,8 @@ def main() -> int:
         print(f"=> whole run vs floor: wall {ratio(default.wall_s, floor.measured.wall_s):.2f}x, "
               f"CPU {ratio(default.cpu_s, floor.measured.cpu_s):.2f}x; serial CPU "
               f"{ratio(serial.cpu_s, default.cpu_s):.2f}x the default's")
-        print(f"=> unchanged re-run: {made} provider call(s) (goal 0) {'PASS' if made == 0 else 'MISS'}; "
+        print(f"=> unchanged re-run: {made} provider call(s), fresh run {fresh} (goal 0) "
+              f"{'PASS' if made == 0 else 'MISS'}; "
               f"CPU {rerun.cpu_s:.2f} s = {ratio(rerun.cpu_s, default.cpu_s):.2f}x the fresh run's")
     finally:
         shutil.rmtree(work, ignore_errors=True)
