@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -50,9 +51,9 @@ def generate(root: Path, n: int) -> None:
         system = " ".join(rnd.choices(WORDS, k=rnd.randint(60, 200)))
         ds_dir = root / "evals" / pid
         ds_dir.mkdir(parents=True)
-        tests = [{"description": f"case {j}", "vars": {"ticket": " ".join(rnd.choices(WORDS, k=40)),
-                                                      "name": f"user{j}"},
-                  "assert": [{"type": "icontains", "value": rnd.choice(WORDS)}]} for j in range(3)]
+        tests: list[dict[str, Any]] = [
+            {"description": f"case {j}", "vars": {"ticket": " ".join(rnd.choices(WORDS, k=40)), "name": f"user{j}"},
+             "assert": [{"type": "icontains", "value": rnd.choice(WORDS)}]} for j in range(3)]
         prompt = {"kind": "prompt", "id": pid, "version": "1.0.0", "description": "generated",
                   "owner": "bench", "model": rnd.choice(["gpt-4o-mini", "claude-haiku-4-5", "gpt-4.1"]),
                   "parameters": {"temperature": 0.2, "max_tokens": 300},
@@ -178,9 +179,9 @@ def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
         f = root / "bad" / "ticket-classifier.yaml"
         f.write_bytes(data)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "steps.lint", str(f)], capture_output=True,
-                              cwd=ROOT)
-        assert proc.returncode == 1
+        code = subprocess.run([sys.executable, "-m", "steps.lint", str(f)], capture_output=True,
+                              cwd=ROOT).returncode
+        assert code == 1
         results.append((case, "lint", time.perf_counter() - t0))
     return results
 

@@ -18,6 +18,7 @@ Each figure is wall and CPU-s (this process's threads plus every step process), 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
@@ -78,8 +79,8 @@ def zero_work(work: Path, rounds: int) -> None:
     runs: list[tuple[RunResult, float, float]] = []
     passes: list[float] = []
     for i in range(rounds):
-        runs.append(timed(lambda i=i: run_template(manifest, {}, repo_root=work, runs_dir=work / "runs",
-                                                   run_id=f"zero-{i}")))
+        runs.append(timed(functools.partial(run_template, manifest, {}, repo_root=work, runs_dir=work / "runs",
+                                            run_id=f"zero-{i}")))
         passes.append(bare("pass")[0])
     result, wall, cpu = min(runs, key=lambda r: r[1])
     if not result.ok:

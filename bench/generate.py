@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,18 +41,19 @@ def prompt_id(i: int) -> str:
     return f"gen-{i:04d}"
 
 
-def _prompt(i: int, rnd: random.Random, tests: int) -> tuple[dict[str, object], list[dict[str, object]],
-                                                              dict[str, str]]:
+def _prompt(i: int, rnd: random.Random, tests: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
     """Return (prompt document, dataset tests, answers by test description) of prompt ``i``."""
     pid = prompt_id(i)
     system = "You are the support assistant for team " + " ".join(rnd.choices(WORDS, k=rnd.randint(30, 90)))
-    prompt = {"kind": "prompt", "id": pid, "version": "1.0.0", "description": "generated for the benches",
-              "owner": "bench", "model": MODELS[i % len(MODELS)],
-              "messages": [{"role": "system", "content": system},
-                           {"role": "user", "content": "Customer {{name}} asks: {{question}}"}],
-              "variables": {"name": {"type": "string"}, "question": {"type": "string"}},
-              "evals": [{"name": "golden", "path": f"evals/{pid}/golden.yaml"}]}
-    cases, answers = [], {}
+    prompt: dict[str, Any] = {
+        "kind": "prompt", "id": pid, "version": "1.0.0", "description": "generated for the benches",
+        "owner": "bench", "model": MODELS[i % len(MODELS)],
+        "messages": [{"role": "system", "content": system},
+                     {"role": "user", "content": "Customer {{name}} asks: {{question}}"}],
+        "variables": {"name": {"type": "string"}, "question": {"type": "string"}},
+        "evals": [{"name": "golden", "path": f"evals/{pid}/golden.yaml"}]}
+    cases: list[dict[str, Any]] = []
+    answers: dict[str, str] = {}
     for j in range(tests):
         topic = rnd.choice(WORDS)
         desc = f"case {j} {topic}"
