@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import generate, layout  # noqa: E402
-from bench.floor import run_floor  # noqa: E402
+from bench.floor import FloorError, run_floor  # noqa: E402
 from bench.measure import Measured, fmt_load, quick, ratio  # noqa: E402
 from bench.pipeline_runs import phase_wall, run_pipeline  # noqa: E402
 
@@ -66,7 +66,10 @@ def main() -> int:
         serial, serial_dir = run_pipeline("run, parallelism 1, no-cache", repo, "eval-serial",
                                           {"no-cache": "true"}, parallelism=1, logs=logs)
         _show(serial, items, phase_wall(serial_dir, fan))
-        floor = run_floor(run_dir, repo, work / "floor")
+        try:
+            floor = run_floor(run_dir, repo, work / "floor")
+        except FloorError as exc:
+            raise SystemExit(f"bench_eval: no floor: {exc}") from exc
         _show(floor.measured, items)
         log = work / "calls.log"
         rerun, _ = run_pipeline("unchanged re-run", repo, "eval-rerun", logs=logs,

@@ -2,12 +2,15 @@
 
 The configs a pipeline run handed promptfoo are read back from its run directory (every
 ``promptfooconfig*.json`` its eval nodes wrote), so the floor evaluates exactly those tests with
-exactly those providers, whatever the layout was (one config per branch, or one per shard). Each
-test names the provider its config gave it, and ``bench/floor_provider.js`` hands the call to that
-provider (steps/providers/recorded.js): one node process, the same lookups, the same answers.
-Tests of an artifact whose policy repeats them are written that many times (promptfoo's
-``--repeat`` is global). The floor calls promptfoo's entry with node from the pinned install:
-the cheapest way to run it there is.
+exactly those providers, whatever the layout was (one config per branch, or one per shard). The count
+is checked against the run's own per-item ``result.json`` in the store (tests × repeats): a floor that
+would evaluate fewer or more test runs than the pipeline did is refused, never reported. (The
+``config`` promptfoo copies into its results.json is not used: it holds the prompts unescaped, which
+would change the recording keys.) Each test names the provider its config gave it, and
+``bench/floor_provider.js`` hands the call to that provider (steps/providers/recorded.js): one node
+process, the same lookups, the same answers. Tests of an artifact whose policy repeats them are
+written that many times (promptfoo's ``--repeat`` is global). The floor calls promptfoo's entry
+with node from the pinned install: the cheapest way to run it there is.
 """
 
 from __future__ import annotations
@@ -41,6 +44,17 @@ class Floor:
     measured: Measured
     tests: int
     passed: int
+
+
+def stored(store_run: Path) -> tuple[dict[str, int], int]:
+    """Return (repeats by artifact id, test runs) of a run, from its per-item ``result.json`` in the store."""
+    repeats: dict[str, int] = {}
+    runs = 0
+    for path in sorted(store_run.rglob("result.json")):
+        result = json.loads(path.read_text())
+        repeats[str(result.get("artifact_id"))] = int(result.get("repeats") or 1)
+        runs += sum(len(t.get("runs", [])) for t in result.get("tests", []))
+    return repeats, runs
 
 
 def harvest(run_dir: Path) -> list[dict[str, Any]]:
@@ -119,13 +133,18 @@ def repeats_of(repo: Path, artifact_ids: set[str]) -> dict[str, int]:
 def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare promptfoo") -> Floor:
     """Measure one promptfoo process over every test the run at ``run_dir`` evaluated; return it.
 
-    Raises FloorError when a test did not pass (then the floor is not the same work).
+    ``repo``'s store is the local one (``.promptci/store``, as the benches' repos configure it).
+    Raises FloorError when the floor's test runs differ from the pipeline's, or a test did not pass
+    (then the floor is not the same work).
     """
     from steps.promptfoo import default_jobs, promptfoo_env
 
+    repeats, expected = stored(repo / ".promptci" / "store" / "runs" / run_dir.name)
     configs = harvest(run_dir)
     ids = {str((p.get("config") or {}).get("artifact_id")) for c in configs for p in c.get("providers", [])}
-    config, count = floor_config(configs, repeats_of(repo, ids))
+    config, count = floor_config(configs, {**repeats_of(repo, ids), **repeats})
+    if expected and count != expected:
+        raise FloorError(f"the floor would run {count} test runs, the pipeline ran {expected} (run {run_dir.name})")
     work.mkdir(parents=True, exist_ok=True)
     (work / "floor.json").write_text(json.dumps(config, indent=1))
     results = work / "results.json"
