@@ -21,22 +21,10 @@ F = Callable[..., Any]
 
 
 def repo_root_option(help_text: str = "the repository root (default: current directory)", *,
-                     exists: bool = True, old_root: bool = False) -> Callable[[F], F]:
-    """Return ``--repo-root DIR`` (default ``.``), given to the command as ``repo_root``: every command's spelling.
-
-    ``old_root`` also accepts the earlier ``--root DIR`` of the check steps, hidden from ``--help``
-    (bench/bench_lint.py still calls ``python -m steps.lint PATH --root DIR``).
-    """
-    kind = click.Path(exists=exists, file_okay=False, path_type=Path)
-
-    def decorate(f: F) -> F:
-        f = click.option("--repo-root", "repo_root", type=kind, default=Path("."), help=help_text)(f)
-        if old_root:
-            f = click.option("--root", "repo_root", type=kind, hidden=True, expose_value=True,
-                             help="old spelling of --repo-root")(f)
-        return f
-
-    return decorate
+                     exists: bool = True) -> Callable[[F], F]:
+    """Return ``--repo-root DIR`` (default ``.``), given to the command as ``repo_root``: every command's spelling."""
+    return click.option("--repo-root", "repo_root", type=click.Path(exists=exists, file_okay=False, path_type=Path),
+                        default=Path("."), help=help_text)
 
 
 def run_check(name: str, check: Check, paths: Sequence[Path], root: Path, fmt: str = "text") -> int:
@@ -69,7 +57,7 @@ def check_command(name: str, check: Check, help_text: str) -> click.Command:
     @click.command(name=name, help=help_text + "\n\nExit status: 0 ok, 1 rejected, 2 promptci bug or usage.")
     @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
     @repo_root_option("the repository root; paths in messages are relative to it (default: current directory)",
-                      exists=False, old_root=True)
+                      exists=False)
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                   show_default=True, help="output format")
     def cmd(paths: Sequence[Path], repo_root: Path, fmt: str) -> None:

@@ -67,6 +67,8 @@ def test_every_command_uses_the_one_vocabulary(path: tuple[str, ...], cmd: click
         assert f"{old} " not in help_text and f"{old}\n" not in help_text and f"{old}," not in help_text, \
             (path, old, help_text)
     assert "table|json" not in help_text
+    every = {name for p in cmd.params for name in (*p.opts, *p.secondary_opts)}
+    assert not every & set(OLD_SPELLINGS), (path, every & set(OLD_SPELLINGS))  # not even as a hidden alias
     options = _visible_options(cmd)
     for name, opt in options.items():
         assert name not in OLD_SPELLINGS, (path, name)
