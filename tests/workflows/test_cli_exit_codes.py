@@ -68,22 +68,6 @@ def test_a_bad_promptci_variable_is_one_line_and_exit_2(monkeypatch: pytest.Monk
     assert len(err) == 1 and err[0].startswith("PROMPTCI_EVAL_JOBS='lots': ")
 
 
-def test_show_env_lists_every_variable_and_never_a_secret(monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from config.settings import Settings, env_name
-
-    monkeypatch.setenv("PROMPTCI_SIGNING_KEY", "a-signing-key-that-is-long-enough-to-use!!")
-    monkeypatch.setenv("PROMPTCI_STORE_KIND", "s3")
-    assert _run(["config", "--show-env"]) == 0
-    out = capsys.readouterr().out
-    assert "a-signing-key" not in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
-    assert set(rows) == {env_name(f) for f in Settings.model_fields}
-    assert rows["PROMPTCI_SIGNING_KEY"][1:3] == ["***", "env"]
-    assert rows["PROMPTCI_STORE_KIND"][1:3] == ["s3", "env"]
-    assert rows["PROMPTCI_EVAL_JOBS"][1:3] == ["8", "default"]
-
-
 def test_a_manifest_that_fails_lint_is_rejected_with_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "wf.yaml"
     bad.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: x-\n"
