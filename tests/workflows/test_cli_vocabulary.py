@@ -7,6 +7,7 @@ parameters and the ``--help`` text a user sees, through click's testing runner.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -93,8 +94,9 @@ def _script_env() -> dict[str, str]:
 
 
 def test_python_workflows_submit_py_still_works_without_a_sys_path_hack() -> None:
-    source = (REPO / "workflows" / "submit.py").read_text()
-    assert "import sys" not in source and "sys.path.insert" not in source
+    tree = ast.parse((REPO / "workflows" / "submit.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "path"
+                and isinstance(n.value, ast.Name) and n.value.id == "sys"], "submit.py must not touch sys.path"
     proc = subprocess.run([sys.executable, "workflows/submit.py", "--help"], cwd=REPO, capture_output=True,
                           text=True, env=_script_env())
     assert proc.returncode == 0, proc.stderr
@@ -103,6 +105,14 @@ def test_python_workflows_submit_py_still_works_without_a_sys_path_hack() -> Non
     proc = subprocess.run([sys.executable, "workflows/submit.py", "no-such-command"], cwd=REPO, capture_output=True,
                           text=True, env=_script_env())
     assert proc.returncode == 2 and "No such command" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_submit_py_without_the_project_installed_says_how_to_install_it(tmp_path: Path) -> None:
+    """An interpreter that cannot import the project (here: isolated, no site-packages) gets one line and 2."""
+    proc = subprocess.run([sys.executable, "-I", "-S", str(REPO / "workflows" / "submit.py"), "--help"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "make setup" in proc.stderr
 
 
 def test_the_promptci_console_script_is_installed_and_runs() -> None:
