@@ -150,10 +150,14 @@ def split_results(doc: dict[str, Any], k: int, part: Part) -> dict[str, Any]:
     if config:
         config["providers"] = [{**p, "label": part.own_label} for p in config.get("providers") or []
                                if isinstance(p, dict) and p.get("label") == part.label]
-        config["tests"] = [_own_test_case(t, merged=False) for t in config.get("tests") or []
-                           if isinstance(t, dict) and (t.get("metadata") or {}).get("promptci_item") == k]
+        tests = [t for t in config.get("tests") or []
+                 if isinstance(t, dict) and (t.get("metadata") or {}).get("promptci_item") == k]
+        config["tests"] = [_own_test_case(t, merged=False) for t in tests]
         config["description"] = f"{part.prep.item.artifact_id} / {part.prep.item.dataset}"
-        config["defaultTest"] = {"options": {"provider": copy.deepcopy(part.prep.spec.grader)}}
+        # Alone, the item's grader is the default test's: promptfoo's echo of it is on the item's tests.
+        grader = ((tests[0].get("options") or {}).get("provider") if tests else None) or part.prep.spec.grader
+        default: dict[str, Any] = config["defaultTest"] if isinstance(config.get("defaultTest"), dict) else {}
+        config["defaultTest"] = {**default, "options": {**(default.get("options") or {}), "provider": grader}}
         out["config"] = config
     if isinstance(out.get("runtimeOptions"), dict):
         out["runtimeOptions"]["repeat"] = part.prep.thresholds.repeats  # the shard passes repeats per test

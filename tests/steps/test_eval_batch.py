@@ -41,9 +41,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "Hello {name}, nice to meet you!"
 # Fields that cannot be equal between two evaluations, whoever runs them: fresh ids, clocks, timings,
-# and the output paths promptfoo echoes (each run has its own work dir).
+# and the paths promptfoo echoes that lie in each run's own work dir (its outputs, a RAG item's index).
 VOLATILE = {"id", "evalId", "timestamp", "exportedAt", "evaluationCreatedAt", "latencyMs", "totalLatencyMs",
-            "durationMs", "evaluationDurationMs", "outputPath",
+            "durationMs", "evaluationDurationMs", "outputPath", "index_path",
             # EvalResult: per-call latency, and the wall time of the promptfoo process that measured the item
             "latency_ms", "latency_ms_avg", "duration_s"}
 
