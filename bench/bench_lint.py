@@ -195,7 +195,7 @@ def main() -> None:
     if args.floor:
         floor(args.floor)
         return
-    prompts = 100 if quick(args.quick) else args.prompts
+    prompts = min(args.prompts, 100) if quick(args.quick) else args.prompts
     root = Path(tempfile.mkdtemp(prefix="promptci-bench-"))
     try:
         generate(root, prompts)
