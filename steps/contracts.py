@@ -28,6 +28,22 @@ class EvalItem(_Record):
     content_hash: str
 
 
+class Shard(_Record):
+    """One eval task's share of a run: the items it evaluates in one promptfoo process."""
+
+    index: int = Field(ge=0, description="0..n-1, stable for the same input")
+    items: list[EvalItem] = Field(description="sorted as plan sorted them")
+    tests: int = Field(ge=0, description="test runs (tests × repeats) of its items: the packing weight")
+
+
+class ShardRef(_Record):
+    """The eval fan-out parameter (``{{item}}``): small, no paths, no text."""
+
+    index: int = Field(ge=0)
+    items: int = Field(ge=0, description="how many items")
+    tests: int = Field(ge=0, description="test runs")
+
+
 class BranchResult(_Record):
     """The verdict of one eval branch. ``status`` other than 'passed' blocks promotion."""
 
