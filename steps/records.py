@@ -88,9 +88,9 @@ class PlanRecord(BaseModel):
         return self
 
     def shard(self, index: int) -> Shard:
-        """Return shard ``index``; KeyError when the plan has no such shard."""
+        """Return shard ``index``; RecordError when the plan has no such shard."""
         if not 0 <= index < len(self.shards):
-            raise KeyError(f"the plan of run {self.run_id} has no shard {index} (it has {len(self.shards)})")
+            raise RecordError(f"the plan of run {self.run_id} has no shard {index} (it has {len(self.shards)})")
         return self.shards[index]
 
 
@@ -138,6 +138,22 @@ def decode_plan(data: bytes, key: bytes, what: str) -> PlanRecord:
     return _decode(PlanRecord, PLAN_KIND, data, key, what)
 
 
+def read_plan(store: ArtifactStore, run_id: str, key: bytes) -> PlanRecord:
+    """Return run ``run_id``'s verified plan (eval tasks read their shard here, promote its items).
+
+    Raises RecordError when it is absent, unsigned, altered, malformed or of another run
+    (nothing it claims can be trusted), StoreError when the store is away.
+    """
+    name = plan_key(run_id)
+    data = store.get_bytes(name)
+    if data is None:
+        raise RecordError(f"run {run_id} has no plan in the store ({name}); was it planned?")
+    plan = decode_plan(data, key, name)
+    if plan.run_id != run_id:
+        raise RecordError(f"{name} belongs to run {plan.run_id}, not {run_id}")
+    return plan
+
+
 def put_signed(store: ArtifactStore, key_name: str, record: EvalRecord | PlanRecord, key: bytes) -> bytes:
     """Store ``record`` signed at ``key_name``; return the bytes written. Raises StoreError."""
     data = encode(record, key)
@@ -164,4 +180,4 @@ def read_baseline(store: ArtifactStore, env: str, artifact_id: str, dataset: str
 
 
 __all__ = ["EvalRecord", "PlanRecord", "RecordError", "plan_key", "record_key", "content_record_key",
-           "encode", "decode_record", "decode_plan", "put_signed", "read_record", "read_baseline"]
+           "encode", "decode_record", "decode_plan", "read_plan", "put_signed", "read_record", "read_baseline"]

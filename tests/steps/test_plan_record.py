@@ -29,7 +29,7 @@ def test_a_signed_plan_round_trips_with_its_shards() -> None:
     assert back == plan and back.version == 2
     assert [len(s.items) for s in back.shards] == [2, 1]
     assert back.shard(1).items == plan.shards[1].items
-    with pytest.raises(KeyError, match="has no shard 2"):
+    with pytest.raises(RecordError, match="has no shard 2"):
         back.shard(2)
 
 
