@@ -15,10 +15,11 @@ ship, so the commit must not be able to write them. The trusted policy is, in or
 The revision under test may still carry its own ``config/pipeline.yaml``. A change there
 may only tighten the gates it touches (:func:`loosenings`); when it does, the tightened
 gates apply. ``eval.max_shards`` (the eval fan-out's width, so the pods a run may start) is
-treated like a gate that may only go down: a revision may lower it, never raise it. Anything looser is refused with one line per field, trusted value then
-proposed value. Settings that are not gates (GitOps repo, store, triggers, artifact
-directories) always come from the trusted policy: a change to them takes effect once it
-is on the trusted ref. See docs/promote.md, "Threat model".
+treated like a gate that may only go down: a revision may lower it, never raise it.
+Anything looser is refused with one line per field, trusted value then proposed value.
+Settings that are not gates (GitOps repo, store, triggers, artifact directories) always
+come from the trusted policy: a change to them takes effect once it is on the trusted ref.
+See docs/promote.md, "Threat model".
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.yamlio import LoadError, parse_text
+from steps import records
 from steps.contracts import EvalItem, content_hash
 from steps.gitops.configmaps import LayoutError, data_key
 from steps.gitops.layout import one_line
 from steps.promotion.report import ArtifactOutcome, Refusal
-from steps import records
 from steps.records import RECORD_FILE, EvalRecord, RecordError, read_record, record_key
 from steps.stores.store import ArtifactStore
 

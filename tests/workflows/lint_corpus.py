@@ -63,7 +63,7 @@ def _steps_template(m: M) -> None:
     m["spec"]["templates"].append({"name": "two-steps", "steps": [
         [{"name": "first", "template": "lint", "arguments": {"parameters": [
             {"name": "artifact-path", "value": "{{workflow.parameters.artifact-path}}"}]}}],
-        [{"name": "second", "template": "validate", "arguments": {"parameters": [
+        [{"name": "second", "template": "lint", "arguments": {"parameters": [
             {"name": "artifact-path", "value": "{{steps.first.outputs.result}}-{{steps.first.status}}"}]}}]]})
 
 
