@@ -85,6 +85,9 @@ def test_shards_then_cached_runs_start_no_eval_task(source: Path, trusted: Path,
     assert sorted(n.name for n in shards) == ["eval(0)", "eval(1)"]
     refs = [json.loads(json.loads((Path(n.dir) / "inputs.json").read_text())["shard"]) for n in shards]
     assert sum(r["items"] for r in refs) == len(items)
+    out = _node(dry, "validate").outputs  # validate's outputs: the fan-out list, what promote acts on, approval
+    assert sorted(json.loads(out["shards"]), key=lambda r: r["index"]) == sorted(refs, key=lambda r: r["index"])
+    assert (out["count"], out["needs-approval"]) == (str(len(items)), "false")
     ran = {(i["artifact_id"], i["dataset"]) for s in plan["shards"] for i in s["items"]}
     assert ran == items  # nothing was cached yet
     assert all(f"eval: {aid} × {ds}: passed" in "".join(_stdout(n) for n in shards) for aid, ds in items)
@@ -107,6 +110,8 @@ def test_shards_then_cached_runs_start_no_eval_task(source: Path, trusted: Path,
     assert again.ok, again.message
     assert again.tasks["eval"] == "Skipped" and again.tasks["promote"] == "Skipped"
     assert "plan: nothing to promote" in _stdout(_node(again, "validate"))
+    out = _node(again, "validate").outputs
+    assert (out["shards"], out["count"], out["needs-approval"]) == ("[]", "0", "false")
     assert len(_summary_rows(source, "again")) == len(items)
 
     # 4. Nothing changed between base and revision: no item, no eval task, no promote.
