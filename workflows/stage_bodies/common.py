@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from config.pipeline import PromptPipelineConfig
@@ -78,3 +78,10 @@ def run_id() -> str:
 def truthy(value: str | bool) -> bool:
     """Return the boolean an Argo string parameter (``true``/``false``) stands for."""
     return value if isinstance(value, bool) else value.strip().lower() in {"true", "1", "yes"}
+
+
+def fail(code: int, *lines: str) -> NoReturn:
+    """Print ``lines`` to stderr (one per problem) and end the stage with ``code`` (steps/exit_codes.py)."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.exit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workflows.stage_bodies.common import TRANSIENT_ERRORS, load_config, repo_root, run_id, truthy
+from workflows.stage_bodies.common import TRANSIENT_ERRORS, fail, load_config, repo_root, run_id, truthy
 
 
 def eval_shard(shard: str, target_environment: str, no_cache: str, reports: Path) -> None:
@@ -31,9 +31,7 @@ def eval_shard(shard: str, target_environment: str, no_cache: str, reports: Path
         ref = ShardRef.model_validate_json(shard)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        print(f"eval: shard: not a ShardRef: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-              file=sys.stderr)
-        sys.exit(ExitCode.USAGE)
+        fail(ExitCode.USAGE, f"eval: shard: not a ShardRef: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
     root = repo_root()
     config = load_config(root)
     rid = run_id()
@@ -41,27 +39,22 @@ def eval_shard(shard: str, target_environment: str, no_cache: str, reports: Path
         key = signing_key(root)
         store = open_store(config.store)
     except (SignatureError, StoreError) as exc:
-        print(f"eval: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.USAGE)
+        fail(ExitCode.USAGE, f"eval: {exc}")
     try:
         planned = read_plan(store, rid, key).shard(ref.index)
     except StoreError as exc:
-        print(f"store: cannot read the plan: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.TRANSIENT)
+        fail(ExitCode.TRANSIENT, f"store: cannot read the plan: {exc}")
     except RecordError as exc:
-        print(f"eval: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.REJECTED)
+        fail(ExitCode.REJECTED, f"eval: {exc}")
     if (len(planned.items), planned.tests) != (ref.items, ref.tests):
-        print(f"eval: shard {ref.index} of the signed plan has {len(planned.items)} item(s) and {planned.tests} "
-              f"test run(s), the parameter says {ref.items} and {ref.tests}", file=sys.stderr)
-        sys.exit(ExitCode.REJECTED)
+        fail(ExitCode.REJECTED, f"eval: shard {ref.index} of the signed plan has {len(planned.items)} item(s) and "
+                                f"{planned.tests} test run(s), the parameter says {ref.items} and {ref.tests}")
     reports.mkdir(parents=True, exist_ok=True)
     try:
         results = run_shard(planned, repo_root=root, run_id=rid, target_env=target_environment or None,
                             config=config, store=store, work_dir=reports, no_cache=truthy(no_cache))
     except TRANSIENT_ERRORS as exc:
-        print(f"eval: transient error, will be retried: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.TRANSIENT)
+        fail(ExitCode.TRANSIENT, f"eval: transient error, will be retried: {exc}")
     for r in results:
         print(f"eval: {r.artifact_id} × {r.dataset}: {r.status}"
               + (f" (pass rate {r.pass_rate:.2f})" if r.pass_rate is not None else "")

@@ -9,10 +9,9 @@ This body parses the parameters, writes validate's outputs and picks the exit co
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from workflows.stage_bodies.common import TRANSIENT_ERRORS, load_config, repo_root, run_id, truthy
+from workflows.stage_bodies.common import TRANSIENT_ERRORS, fail, load_config, repo_root, run_id, truthy
 
 
 def plan(artifact_path: str, artifact_type: str, git_revision: str, base_revision: str, target_environment: str,
@@ -42,31 +41,24 @@ def plan(artifact_path: str, artifact_type: str, git_revision: str, base_revisio
         found = changed(artifact_path, ArtifactType(artifact_type), repo_root=root,
                         git_revision=git_revision or None, base_revision=base_revision or None)
     except (PlanError, FileNotFoundError) as exc:
-        print(f"plan: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.REJECTED)
+        fail(ExitCode.REJECTED, f"plan: {exc}")
     except LoadError as exc:  # lint reports these too; plan must not guess around them
-        for p in exc.problems:
-            print(p.format(), file=sys.stderr)
-        sys.exit(ExitCode.REJECTED)
+        fail(ExitCode.REJECTED, *(p.format() for p in exc.problems))
     if target_environment not in config.promotion.chain:
-        print(f"target-environment: '{target_environment}' is not in promotion.chain "
-              f"({', '.join(config.promotion.chain)})", file=sys.stderr)
-        sys.exit(ExitCode.REJECTED)
+        fail(ExitCode.REJECTED, f"target-environment: '{target_environment}' is not in promotion.chain "
+                                f"({', '.join(config.promotion.chain)})")
     try:
         key = signing_key(root, create=True)
         store = open_store(config.store)
     except (SignatureError, StoreError) as exc:
-        print(f"plan: cannot sign or store the plan: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.USAGE)
+        fail(ExitCode.USAGE, f"plan: cannot sign or store the plan: {exc}")
     try:
         run = plan_run(list(found), repo_root=root, run_id=run_id(), target_env=target_environment,
                        dry_run=truthy(dry_run), config=config, store=store, key=key, no_cache=truthy(no_cache))
     except StoreError as exc:
-        print(f"store: cannot write the plan: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.TRANSIENT)
+        fail(ExitCode.TRANSIENT, f"store: cannot write the plan: {exc}")
     except TRANSIENT_ERRORS as exc:
-        print(f"plan: transient error, will be retried: {exc}", file=sys.stderr)
-        sys.exit(ExitCode.TRANSIENT)
+        fail(ExitCode.TRANSIENT, f"plan: transient error, will be retried: {exc}")
     refs: list[BaseModel] = list(run.refs)  # to_wire takes a list of any records
     shards.write_text(to_wire(refs))
     count.write_text(str(run.count))
