@@ -13,7 +13,6 @@ from typing import Annotated
 from hera.workflows import Artifact, Parameter, script
 
 from workflows.stage_bodies import check, evaluate
-from workflows.stage_bodies import plan as planning
 from workflows.stage_bodies import promote as promoting
 from workflows.stage_bodies import summary as summarizing
 from workflows.stage_bodies.common import (  # re-exported: the templates set these
@@ -30,6 +29,7 @@ ArtifactPath = Annotated[str, Parameter(name="artifact-path")]
 ArtifactTypeParam = Annotated[str, Parameter(name="artifact-type")]
 TargetEnv = Annotated[str, Parameter(name="target-environment")]
 DryRun = Annotated[str, Parameter(name="dry-run")]
+NoCache = Annotated[str, Parameter(name="no-cache")]
 
 
 @script(constructor="runner")
@@ -39,40 +39,33 @@ def lint(artifact_path: ArtifactPath) -> None:
 
 
 @script(constructor="runner")
-def validate(artifact_path: ArtifactPath) -> None:
-    """Validate the artifacts under ``artifact-path`` (stage_bodies/check.py)."""
-    check.validate(artifact_path)
-
-
-@script(constructor="runner")
-def plan(
+def validate(
     artifact_path: ArtifactPath,
     artifact_type: ArtifactTypeParam,
     git_revision: Annotated[str, Parameter(name="git-revision")],
     base_revision: Annotated[str, Parameter(name="base-revision")],
     target_environment: TargetEnv,
     dry_run: DryRun,
-    items: Annotated[Path, Parameter(name="items", output=True)],
-    needs_approval: Annotated[Path, Parameter(name="needs-approval", output=True)],
+    no_cache: NoCache,
+    shards: Annotated[Path, Parameter(name="shards", output=True)],
     count: Annotated[Path, Parameter(name="count", output=True)],
+    needs_approval: Annotated[Path, Parameter(name="needs-approval", output=True)],
 ) -> None:
-    """Plan the eval fan-out (stage_bodies/plan.py)."""
-    planning.plan(artifact_path=artifact_path, artifact_type=artifact_type, git_revision=git_revision,
-                  base_revision=base_revision, target_environment=target_environment, dry_run=dry_run,
-                  items=items, needs_approval=needs_approval, count=count)
+    """Validate the artifacts, then plan the run: the eval shards, what promote acts on, approval
+    (stage_bodies/check.py, stage_bodies/plan.py)."""
+    check.validate(artifact_path, artifact_type, git_revision, base_revision, target_environment, dry_run,
+                   no_cache, shards=shards, count=count, needs_approval=needs_approval)
 
 
 @script(constructor="runner")
-def eval_branch(
-    item: Annotated[str, Parameter(name="item")],
+def eval_shard(
+    shard: Annotated[str, Parameter(name="shard")],
     target_environment: TargetEnv,
-    no_cache: Annotated[str, Parameter(name="no-cache")],
-    result: Annotated[Path, Parameter(name="result", output=True)],
+    no_cache: NoCache,
     reports: Annotated[Path, Artifact(name="reports", output=True)],
 ) -> None:
-    """Run one eval branch (stage_bodies/evaluate.py)."""
-    evaluate.eval_branch(item=item, target_environment=target_environment, no_cache=no_cache, result=result,
-                         reports=reports)
+    """Run one eval shard (stage_bodies/evaluate.py)."""
+    evaluate.eval_shard(shard=shard, target_environment=target_environment, no_cache=no_cache, reports=reports)
 
 
 @script(constructor="runner")
@@ -93,5 +86,4 @@ def summary() -> None:
     summarizing.summary()
 
 
-STAGES = {"lint": lint, "validate": validate, "plan": plan, "eval": eval_branch, "promote": promote,
-          "summary": summary}
+STAGES = {"lint": lint, "validate": validate, "eval": eval_shard, "promote": promote, "summary": summary}
