@@ -21,8 +21,11 @@ this entry keeps Hera's runner contract with that mapping (hera 7.1, hera/workfl
   directory created (``get_annotated_output_param``): where the template's outputs say Argo collects them.
 * The function's return value is ignored (the stages return None); its ``sys.exit`` is the process's.
 
-Where it differs on purpose: an input that was not given, or a malformed command or inputs file, is one
-line on stderr and exit 2 (usage), where Hera's runner raises a traceback and exits 1 (a "rejection").
+Where it differs on purpose, to keep the exit-code policy (steps/exit_codes.py): an input that was not
+given, or a malformed command or inputs file, is one line on stderr and exit 2 (usage), where Hera's
+runner raises a traceback and exits 1 (a "rejection"); an exception the stage did not handle is printed
+with its traceback (a bug report needs it) and exits with ``exit_code_for`` (2, or 1/75 for
+``Rejected``/``Transient``), where Python's default is 1.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steps.exit_codes import ExitCode, exit_code_for
+
 OUTPUTS_DIRECTORY_ENV = "hera__outputs_directory"  # what Hera's runner reads, and the template sets
 DEFAULT_OUTPUTS_DIRECTORY = "/tmp/hera-outputs"  # RunnerScriptConstructor.DEFAULT_HERA_OUTPUTS_DIRECTORY
-EXIT_USAGE = 2
 OPTIONS = {"--in": "in", "--out": "parameters", "--out-artifact": "artifacts"}
 
 
@@ -118,8 +123,12 @@ def main(argv: list[str] | None = None) -> None:
         function = load_function(target)
     except EntryError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    function(**kwargs)
+        sys.exit(ExitCode.USAGE)
+    try:
+        function(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the stage's top level: every exception gets the policy's code
+        traceback.print_exc()
+        sys.exit(exit_code_for(exc))
 
 
 if __name__ == "__main__":

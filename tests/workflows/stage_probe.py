@@ -68,3 +68,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def fail(kind: str) -> None:
+    """A stage body that raises: ``transient`` (steps.exit_codes.Transient) or anything else (a bug)."""
+    from steps.exit_codes import Transient
+
+    raise Transient("the store is away") if kind == "transient" else RuntimeError("a bug in the stage")

@@ -115,6 +115,21 @@ def test_a_malformed_inputs_file_is_one_line_and_exit_2(content: str, tmp_path: 
     assert proc.returncode == 2 and proc.stderr.startswith("stage entry: ") and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(("kind", "code"), [("transient", 75), ("bug", 2)])
+def test_an_exception_the_stage_did_not_handle_exits_with_the_policys_code(kind: str, code: int,
+                                                                          tmp_path: Path) -> None:
+    """Python's default for an uncaught exception is 1, which reads as "rejected": the entry applies
+    steps/exit_codes.py instead (a bug is 2, a ``Transient`` 75 so retryStrategy retries it)."""
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps([{"name": "kind", "value": kind}]))
+    proc = subprocess.run([sys.executable, "-P", "-m", "workflows.stage_entry", "tests.workflows.stage_probe:fail",
+                           "--in=kind=kind", str(inputs)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" in proc.stderr  # a bug report needs where it happened
+
+
 def test_a_signature_the_entry_cannot_map_fails_when_the_template_is_built() -> None:
     """An ``int`` input would be JSON-parsed by Hera's runner and passed as a str by the entry: refused."""
     def body(count: int) -> None:
