@@ -1,9 +1,10 @@
 """The pipeline's step functions, as Hera ``@script`` signatures.
 
-Hera reads these signatures (parameter names, which are outputs) to build the templates.
-Each function only calls its stage's body in ``workflows/stage_bodies/`` (free of Hera), which
-parses nothing Hera-specific: see that package for what each stage does and its exit codes
-(0 passed, 1 said no, 75 transient: retried by ``retryStrategy``).
+Hera reads these signatures (parameter names, which are outputs) to build the templates. Each one
+calls its stage's body in ``workflows/stage_bodies/`` (free of Hera; ``@runs``, workflows/stage_script.py),
+and the pod runs that body through the thin entry (workflows/stage_entry.py), never importing this
+module. See the bodies for what each stage does and its exit codes (0 passed, 1 said no, 75
+transient: retried by ``retryStrategy``).
 """
 
 # No ``from __future__ import annotations``: Hera reads the real annotation objects.
@@ -22,6 +23,7 @@ from workflows.stage_bodies.common import (  # re-exported: the templates set th
     RUN_LINK_ENV,
     WORKFLOW_STATUS_ENV,
 )
+from workflows.stage_script import runs
 
 __all__ = ["CONFIG_ENV", "EXIT_TRANSIENT", "RUN_ID_ENV", "RUN_LINK_ENV", "STAGES", "WORKFLOW_STATUS_ENV"]
 
@@ -33,12 +35,13 @@ NoCache = Annotated[str, Parameter(name="no-cache")]
 
 
 @script(constructor="runner")
+@runs(check.lint)
 def lint(artifact_path: ArtifactPath) -> None:
     """Lint the artifacts under ``artifact-path`` (stage_bodies/check.py)."""
-    check.lint(artifact_path)
 
 
 @script(constructor="runner")
+@runs(check.validate)
 def validate(
     artifact_path: ArtifactPath,
     artifact_type: ArtifactTypeParam,
@@ -53,11 +56,10 @@ def validate(
 ) -> None:
     """Validate the artifacts, then plan the run: the eval shards, what promote acts on, approval
     (stage_bodies/check.py, stage_bodies/plan.py)."""
-    check.validate(artifact_path, artifact_type, git_revision, base_revision, target_environment, dry_run,
-                   no_cache, shards=shards, count=count, needs_approval=needs_approval)
 
 
 @script(constructor="runner")
+@runs(evaluate.eval_shard)
 def eval_shard(
     shard: Annotated[str, Parameter(name="shard")],
     target_environment: TargetEnv,
@@ -65,10 +67,10 @@ def eval_shard(
     reports: Annotated[Path, Artifact(name="reports", output=True)],
 ) -> None:
     """Run one eval shard (stage_bodies/evaluate.py)."""
-    evaluate.eval_shard(shard=shard, target_environment=target_environment, no_cache=no_cache, reports=reports)
 
 
 @script(constructor="runner")
+@runs(promoting.promote)
 def promote(
     target_environment: TargetEnv,
     dry_run: DryRun,
@@ -76,14 +78,12 @@ def promote(
     git_revision: Annotated[str, Parameter(name="git-revision")],
 ) -> None:
     """Promote this run's artifacts (stage_bodies/promote.py)."""
-    promoting.promote(target_environment=target_environment, dry_run=dry_run, approved=approved,
-                      git_revision=git_revision)
 
 
 @script(constructor="runner")
+@runs(summarizing.summary)
 def summary() -> None:
     """The exit handler: the run's summary (stage_bodies/summary.py)."""
-    summarizing.summary()
 
 
 STAGES = {"lint": lint, "validate": validate, "eval": eval_shard, "promote": promote, "summary": summary}

@@ -60,7 +60,6 @@ from hera.workflows.models import (
     Volume,
     VolumeMount,
 )
-from hera.workflows.script import RunnerScriptConstructor
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.artifacts import ArtifactType
@@ -68,6 +67,7 @@ from config.pipeline import PromptPipelineConfig, load_pipeline_config
 from steps import metric_names
 from workflows import stages
 from workflows.cluster_config import CONFIG_MAP_NAME, CONFIG_PATH, MOUNT_DIR
+from workflows.stage_script import StageScriptConstructor
 
 TYPE_LABEL = "promptci.dev/artifact-type"
 SOURCE_ARTIFACT = "source"
@@ -198,7 +198,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
     return Script(
         name=stage,
         source=function.wrapped_function,
-        constructor=RunnerScriptConstructor(outputs_directory=OUTPUTS_DIR),
+        constructor=StageScriptConstructor(outputs_directory=OUTPUTS_DIR),  # the thin entry: workflows/stage_entry.py
         image=s.image or settings.image,
         image_pull_policy=settings.image_pull_policy,
         command=list(STEP_COMMAND),

@@ -114,7 +114,7 @@ def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
             # Retries are for transient failures only: a failed gate (exit 1) is final.
             assert "exitCode == \"75\"" in tpl["retryStrategy"]["expression"]
             assert tpl["activeDeadlineSeconds"] and tpl["script"]["image"]
-            assert tpl["script"]["args"][:3] == ["-m", "hera.workflows.runner", "-e"]
+            assert tpl["script"]["args"][:2] == ["-m", "workflows.stage_entry"]  # the thin entry, not Hera's runner
             git = tpl["inputs"]["artifacts"][0]["git"]
             assert git["repo"] == "{{workflow.parameters.repo-url}}"
         assert scripts["eval"]["script"]["resources"]["requests"]["memory"] == "1Gi"

@@ -16,12 +16,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from steps.exit_codes import ExitCode
+
 if TYPE_CHECKING:
     from config.pipeline import PromptPipelineConfig
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TRANSIENT = 75
+EXIT_FAILED = ExitCode.REJECTED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_TRANSIENT = ExitCode.TRANSIENT
 CONFIG_ENV = "PROMPTCI_CONFIG"
 RUN_ID_ENV = "PROMPTCI_RUN_ID"
 RUN_LINK_ENV = "PROMPTCI_RUN_LINK"
