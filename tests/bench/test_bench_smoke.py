@@ -90,8 +90,8 @@ def test_pods_come_from_the_compiled_template() -> None:
 
 @pytest.mark.slow
 def test_quick_lint_bench_runs() -> None:
-    proc = subprocess.run([sys.executable, "bench/bench_lint.py", "--quick", "--prompts", "20"], capture_output=True, text=True,
-                          cwd=ROOT, check=False)
+    proc = subprocess.run([sys.executable, "bench/bench_lint.py", "--quick", "--prompts", "20"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "as the DAG runs them" in proc.stdout and "load" in proc.stdout
 
