@@ -40,6 +40,7 @@ from bench.measure import QUICK_ENV, Measured, fmt_load, quick, ratio  # noqa: E
 from bench.pipeline_runs import fanout_width, run_pipeline, stage_starts  # noqa: E402
 
 GB = 1024.0
+FIGURES = ("samples", "cached", "pods", "full", "starts")
 
 
 class Report:
@@ -190,6 +191,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help=f"smoke size (also {QUICK_ENV}=1)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the generated repositories and logs")
+    ap.add_argument("--figures", default=",".join(FIGURES),
+                    help=f"comma-separated subset of {','.join(FIGURES)} (default: all)")
     args = ap.parse_args()
     quick_run = quick(args.quick)
     prompts, pods_prompts, rounds = (5, 20, 1) if quick_run else (args.prompts, args.pods_prompts, 2)
@@ -200,11 +203,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="promptci-bench-pipeline-"))
     logs = work / "logs"
     try:
-        samples = samples_vs_floor(rep, work, logs, rounds)
-        cached_vs_unchanged(rep, samples, logs, rounds)
-        pods_for(rep, work, logs, pods_prompts)
-        generated_vs_floor(rep, work, logs, prompts, rounds)
-        starts(rep, samples, logs, rounds if quick_run else 3)
+        wanted = set(args.figures.split(","))
+        samples = samples_vs_floor(rep, work, logs, rounds) if wanted & {"samples", "cached", "starts"} else work
+        if "cached" in wanted:
+            cached_vs_unchanged(rep, samples, logs, rounds)
+        if "pods" in wanted:
+            pods_for(rep, work, logs, pods_prompts)
+        if "full" in wanted:
+            generated_vs_floor(rep, work, logs, prompts, rounds)
+        if "starts" in wanted:
+            starts(rep, samples, logs, rounds if quick_run else 3)
         rep.table()
     finally:
         if args.keep:

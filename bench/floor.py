@@ -85,11 +85,13 @@ def _provider_of(test: dict[str, Any], providers: list[dict[str, Any]]) -> dict[
 def floor_config(configs: list[dict[str, Any]], repeats: dict[str, int]) -> tuple[dict[str, Any], int]:
     """Return (one promptfoo config holding every test of ``configs``, test runs in it).
 
-    ``repeats`` maps an artifact id (the provider config's ``artifact_id``) to its repeats.
+    ``repeats`` maps an artifact id (the provider config's ``artifact_id``) to its repeats; a test that
+    carries its own ``options.repeat`` is written once and counted that many times.
     """
     if not configs:
         raise FloorError("the run wrote no promptfoo config (nothing was evaluated)")
     tests: list[dict[str, Any]] = []
+    count = 0
     for cfg in configs:
         grader = (cfg.get("defaultTest") or {}).get("options", {}).get("provider")
         for test in cfg.get("tests", []):
@@ -98,11 +100,18 @@ def floor_config(configs: list[dict[str, Any]], repeats: dict[str, int]) -> tupl
             copy["vars"] = {**test.get("vars", {}), PROVIDER_VAR: json.dumps(provider, sort_keys=True)}
             if grader and not (test.get("options") or {}).get("provider"):
                 copy["options"] = {**(test.get("options") or {}), "provider": grader}
-            tests += [copy] * repeats.get(str((provider.get("config") or {}).get("artifact_id")), 1)
+            own = (test.get("options") or {}).get("repeat")
+            if own:  # the test repeats itself (promptfoo >= 0.123's per-test options.repeat): keep it so
+                tests.append(copy)
+                count += int(own)
+            else:
+                n = repeats.get(str((provider.get("config") or {}).get("artifact_id")), 1)
+                tests += [copy] * n
+                count += n
     first = configs[0]
     return {"description": "promptci bench floor", "prompts": first["prompts"],
             "providers": [{"id": f"file://{FLOOR_PROVIDER}", "label": "floor"}], "tests": tests,
-            "sharing": False}, len(tests)
+            "sharing": False}, count
 
 
 def promptfoo_command() -> list[str]:

@@ -69,7 +69,9 @@ def test_floor_follows_a_shard_configs_provider_filter() -> None:
     shard["providers"] = [*shard["providers"], *b["providers"]]  # type: ignore[misc]
     shard["tests"] = [{**shard["tests"][0], "providers": ["recorded:a"]},  # type: ignore[index]
                       {**b["tests"][0], "providers": ["recorded:b"]}]  # type: ignore[index]
-    config, _ = floor_config([shard], {})
+    shard["tests"][1]["options"] = {"repeat": 3}  # type: ignore[index]
+    config, count = floor_config([shard], {"b": 3})
+    assert len(config["tests"]) == 2 and count == 4  # b's test repeats itself: written once, run 3 times
     owners = [json.loads(t["vars"][PROVIDER_VAR])["config"]["artifact_id"] for t in config["tests"]]
     assert owners == ["a", "b"]
     shard["tests"] = [{"description": "x", "vars": {}}]  # two providers and no filter: ambiguous
