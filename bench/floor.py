@@ -39,7 +39,7 @@ class FloorError(Exception):
 
 @dataclass(frozen=True)
 class Floor:
-    """The floor's measurement and how many test runs it evaluated (and passed)."""
+    """The floor's measurement, how many test runs it evaluated, and how many of them passed."""
 
     measured: Measured
     tests: int
@@ -143,8 +143,8 @@ def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare prom
     """Measure one promptfoo process over every test the run at ``run_dir`` evaluated; return it.
 
     ``repo``'s store is the local one (``.promptci/store``, as the benches' repos configure it).
-    Raises FloorError when the floor's test runs differ from the pipeline's, or a test did not pass
-    (then the floor is not the same work).
+    Raises FloorError when the floor's test runs differ from the pipeline's, or one was not answered
+    (a provider error: then the floor is not the same work).
     """
     from steps.promptfoo import default_jobs, promptfoo_env
 
@@ -164,7 +164,10 @@ def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare prom
         stats = json.loads(results.read_text())["results"]["stats"]
     except (OSError, ValueError, KeyError) as exc:
         raise FloorError(f"floor wrote no results ({exc}); see {work / 'floor.log'}") from exc
-    passed = int(stats.get("successes", 0))
-    if passed != count:
-        raise FloorError(f"floor passed {passed} of {count} test runs; see {work / 'floor.log'}")
+    passed, failed, errors = (int(stats.get(k, 0)) for k in ("successes", "failures", "errors"))
+    # Every run answered (no provider error) and judged: a failed assertion is the same work (the samples
+    # hold a deliberately flaky repeat that k_of_n forgives), an error or a missing run is not.
+    if errors or passed + failed != count:
+        raise FloorError(f"floor: {passed} passed, {failed} failed, {errors} errors of {count} test runs; "
+                         f"see {work / 'floor.log'}")
     return Floor(measured, count, passed)
