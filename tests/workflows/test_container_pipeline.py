@@ -62,7 +62,7 @@ def run_all(src: Path, prefix: str, extra: list[str], gateway: str, types: tuple
     """Run each type (one CLI run each); return per type the Pushgateway's promptci series after it."""
     series: dict[str, list[Any]] = {}
     for t in types:
-        result = CliRunner().invoke(cli, ["run", t, "--repo", str(src), "--run-id", f"{prefix}-{t}", *extra],
+        result = CliRunner().invoke(cli, ["run", t, "--repo-root", str(src), "--run-id", f"{prefix}-{t}", *extra],
                                     env={"PUSHGATEWAY_URL": gateway, "ARGO_SERVER": ""})
         assert result.exit_code == 0, result.output
         with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as resp:
@@ -151,11 +151,11 @@ def test_in_a_container_the_local_disk_profile_is_refused(tmp_path: Path, step_i
     for name in SAMPLES:
         shutil.copytree(REPO / name, src / name)
     git_repo(src, {})
-    result = CliRunner().invoke(cli, ["run", "prompt", "--repo", str(src), "--run-id", "local-profile",
+    result = CliRunner().invoke(cli, ["run", "prompt", "--repo-root", str(src), "--run-id", "local-profile",
                                       "--executor", "container", "--secrets-dir", str(tmp_path / "secrets")],
                                 env={"PUSHGATEWAY_URL": "", "ARGO_SERVER": ""})
     assert result.exit_code == 1, result.output
-    plan = src / ".promptci" / "runs" / "local-profile" / "tasks" / "plan" / "stderr.txt"
+    plan = src / ".promptci" / "runs" / "local-profile" / "tasks" / "validate" / "stderr.txt"  # validate plans
     lines = plan.read_text().splitlines()
     assert lines[0].startswith("store.kind: 'local'") and lines[1].startswith("gitops.repo_url:")
     assert "refusing to run with a local-disk profile in a pod" in lines[2]
