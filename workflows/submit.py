@@ -375,7 +375,7 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
 @click.option("--approve", is_flag=True,
               help="approve manual-approval gates at once (without it a suspend waits for `resume RUN_ID`)")
 @click.option("--no-cache", is_flag=True, help="re-run every eval branch (same as -p no-cache=true)")
-@click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
+@click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: the cores)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @click.option("--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               help="the source checkout (default: current directory)")
