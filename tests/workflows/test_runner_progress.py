@@ -131,6 +131,11 @@ def test_outcomes_count_cached_results_and_ignore_other_outputs() -> None:
                  [{"status": "failed"}, {"status": "weird"}])})]
     got = outcomes(nodes)
     assert (got.passed, got.failed, got.errored, got.cached, got.settled_in_plan) == (1, 1, 0, 1, None)
+    # A fully cached re-run: validate plans no shard, so eval is Skipped and every item was settled in plan.
+    validate = NodeRecord(name="validate", task="validate", template="v", outputs={"shards": "[]", "count": "3"})
+    assert outcomes([validate]).settled_in_plan == 3
+    validate.outputs["shards"] = '[{"index":0,"items":2,"tests":4}]'
+    assert outcomes([validate]).settled_in_plan == 1
 
 
 def test_shards_that_never_started_are_in_the_final_table(tmp_path: Path) -> None:

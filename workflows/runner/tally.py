@@ -23,7 +23,8 @@ Where each number comes from:
 * **Item outcomes.** Each node's ``result`` output parameter: a BranchResult, or a JSON
   list of them (``status`` passed|failed|error, ``cached``). Items that plan settled
   without a run (cache hits, items that could not be prepared) appear in no shard: they are
-  validate's ``count`` output minus the items of all shards.
+  validate's ``count`` output minus the items of its ``shards`` output (all of them when the
+  list is empty and eval is Skipped: a fully cached re-run).
 * **CPU-s.** ``NodeRecord.cpu_seconds``: the ``wait4`` usage of each attempt (the process
   executor; the container executor does not measure it and its nodes show none).
 """
@@ -146,7 +147,7 @@ class Outcomes:
     cached: int = 0
     """Of the reported items, those whose result came from the cache."""
     settled_in_plan: int | None = None
-    """validate's ``count`` minus the items of all shards; None without shards or ``count``."""
+    """validate's ``count`` minus the items of its ``shards``; None without those outputs."""
 
     @property
     def reported(self) -> int:
@@ -170,13 +171,26 @@ def outcomes(nodes: Sequence[NodeRecord]) -> Outcomes:
     """Return the item verdicts of a run's nodes (see the module docstring for the sources)."""
     results = [r for n in nodes for r in _results(n)]
     count = {s: sum(1 for r in results if r["status"] == s) for s in ("passed", "failed", "error")}
-    settled = None
-    shards = [c for n in nodes if (c := shard_counts(n)) is not None]
-    planner = next((n for n in nodes if all(k in n.outputs for k in PLAN_OUTPUTS)), None)
-    if shards and planner is not None and planner.outputs["count"].strip().isdigit():
-        settled = max(0, int(planner.outputs["count"]) - sum(c.items for c in shards))
     return Outcomes(passed=count["passed"], failed=count["failed"], errored=count["error"],
-                    cached=sum(1 for r in results if r.get("cached") is True), settled_in_plan=settled)
+                    cached=sum(1 for r in results if r.get("cached") is True),
+                    settled_in_plan=settled_in_plan(nodes))
+
+
+def settled_in_plan(nodes: Sequence[NodeRecord]) -> int | None:
+    """Return validate's ``count`` minus the items of its ``shards``: the items plan settled without a run.
+
+    None when no node has both outputs (a template without shards) or they are not what plan writes.
+    """
+    planner = next((n for n in nodes if all(k in n.outputs for k in PLAN_OUTPUTS)), None)
+    if planner is None or not planner.outputs["count"].strip().isdigit():
+        return None
+    try:
+        refs = json.loads(planner.outputs["shards"])
+    except ValueError:
+        return None
+    if not isinstance(refs, list) or not all(isinstance(r, dict) and isinstance(r.get("items"), int) for r in refs):
+        return None
+    return max(0, int(planner.outputs["count"]) - sum(r["items"] for r in refs))
 
 
 def cpu_seconds(nodes: Iterable[NodeRecord]) -> float | None:
