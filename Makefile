@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# The Node promptfoo runs on (>= its engines.node): a link to the system's, or the pinned npm-registry package.
+NODE_DIR := $(CURDIR)/.node
+export PATH := $(CURDIR)/$(VENV)/bin:$(NODE_DIR)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Podman on these hosts (../shared/notes/containers.md): runc, ulimits, cgroupfs. Rootful only.
 export CONTAINERS_CONF ?= $(CURDIR)/image/containers.conf
@@ -54,17 +56,26 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
-	npm ci --omit=optional --no-audit --no-fund --loglevel=error
+# Node >= promptfoo's engines.node: the system's when new enough, else node-<os>-<cpu>@22 from the npm
+# registry, integrity-pinned in image/node-runtime.json (image/node_runtime.py).
+$(NODE_DIR)/.installed: image/node-runtime.json package-lock.json image/node_runtime.py
+	python3 image/node_runtime.py node $(NODE_DIR)
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the project and the pinned promptfoo
+# --omit=optional keeps promptfoo's optional integrations out (285 MB, not 2.5 GB); the libsql binding of
+# this platform (one of the optionalDependencies, all pinned in the lockfile) is then installed by itself.
+node_modules/.installed: package.json package-lock.json $(NODE_DIR)/.installed
+	npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	python3 image/node_runtime.py bindings .
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the project, Node 22 and the pinned promptfoo
 
 LOCAL_SERVER := steps/providers/local_server
 # node-llama-cpp with its prebuilt linux-x64 CPU binaries only (pinned in its own package.json and lockfile);
 # SKIP_DOWNLOAD: never fetch or build llama.cpp at install time. `npm install --no-save` rather than `npm ci`:
 # ci insists on lock entries for every platform's optional binary, and a registry mirror may not carry them all.
-$(LOCAL_SERVER)/node_modules/.installed: $(LOCAL_SERVER)/package.json $(LOCAL_SERVER)/package-lock.json
+$(LOCAL_SERVER)/node_modules/.installed: $(LOCAL_SERVER)/package.json $(LOCAL_SERVER)/package-lock.json $(NODE_DIR)/.installed
 	cd $(LOCAL_SERVER) && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from steps.exit_codes import ExitCode, outcome_code
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -19,7 +21,7 @@ class Severity(StrEnum):
     INTERNAL = "internal"
 
 
-EXIT_OK, EXIT_REJECTED, EXIT_INTERNAL = 0, 1, 2
+EXIT_OK, EXIT_REJECTED, EXIT_INTERNAL = ExitCode.OK, ExitCode.REJECTED, ExitCode.USAGE
 
 
 @dataclass(frozen=True, order=True)
@@ -46,15 +48,13 @@ def has_errors(problems: Iterable[Problem]) -> bool:
     return any(p.severity is not Severity.WARNING for p in problems)
 
 
-def exit_code(problems: Iterable[Problem]) -> int:
+def exit_code(problems: Iterable[Problem]) -> ExitCode:
     """Return the exit status for a check: 2 if promptci failed on any file, 1 on any error, else 0.
 
     CI can then tell "the tool broke" (2, report it) from "your file is wrong" (1).
     """
     severities = {p.severity for p in problems}
-    if Severity.INTERNAL in severities:
-        return EXIT_INTERNAL
-    return EXIT_REJECTED if Severity.ERROR in severities else EXIT_OK
+    return outcome_code(ok=Severity.ERROR not in severities, internal=Severity.INTERNAL in severities)
 
 
 def internal_problem(path: str, exc: BaseException) -> Problem:

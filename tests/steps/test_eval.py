@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from config.pipeline import PromptPipelineConfig
+from steps import promptfoo
 from steps.contracts import BranchResult, EvalItem
 from steps.eval import run_branch
 from steps.eval_results import EvalResult, RunOutcome, TestOutcome, make_test_id
@@ -155,7 +157,7 @@ def test_provider_error_and_missing_recording_are_errors_naming_the_test(env):
 
 def _wrapper(tmp: Path, body: str) -> str:
     script = tmp / "promptfoo-wrapper.sh"
-    real = f"npx --prefix {Path(__file__).resolve().parents[2]} --no-install promptfoo"
+    real = shlex.join(promptfoo.default_command())
     script.write_text("#!/bin/sh\n" + body.replace("REAL", real) + "\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)

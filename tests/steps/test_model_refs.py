@@ -9,7 +9,7 @@ import pytest
 from config.artifacts import PromptArtifact
 from steps.artifact_files import load_artifact
 from steps.contracts import EvalItem
-from steps.eval import _spec
+from steps.eval_spec import spec_for as _spec
 from steps.model_refs import RefError, dependents, resolve_model, split_dataset
 
 

@@ -8,7 +8,6 @@ Authorization header: it is never printed, logged or part of a repr.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,28 +28,11 @@ from hera.workflows.models import (
 )
 from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
+from steps.exit_codes import remote_exit_code
+
 TERMINAL_PHASES = {"Succeeded", "Failed", "Error"}
-EXIT_TRANSIENT = 75
-TRANSIENT_STATUS = {429, 500, 502, 503, 504}
-
-
-def exit_code_for(exc: BaseException) -> int:
-    """Return the exit code for a failed Argo API call: 75 (retry) when the server was unreachable,
-    timed out or answered 429/5xx; 1 otherwise (refused: bad request, unauthorized, not found...).
-
-    ``requests`` errors (connection refused, DNS, timeout) are ``OSError`` subclasses. Hera
-    (``hera.exceptions.exception_from_server_response``) maps 400/401/403/404/409/500/501 to
-    subclasses with a ``status_code`` and every other status (502, 503, 504, 429) to a bare
-    ``HeraException`` whose message reads ``Server returned status code N``.
-    """
-    response = getattr(exc, "response", None)  # requests.HTTPError (an OSError) carries the response
-    status = getattr(response, "status_code", None) or getattr(exc, "status_code", None)
-    if status is None and (m := re.match(r"Server returned status code (\d+)", str(exc))):
-        status = int(m.group(1))
-    if status is not None:
-        return EXIT_TRANSIENT if status in TRANSIENT_STATUS else 1
-    return EXIT_TRANSIENT if isinstance(exc, OSError) else 1
-
+# The exit code of a failed Argo API call: steps/exit_codes.py (one policy for every command).
+exit_code_for = remote_exit_code
 
 INSTANCE_ID_ENV = "ARGO_INSTANCEID"  # the argo CLI's --instanceid default (cmd/argo/commands/client/conn.go)
 INSTANCE_ID_LABEL = "workflows.argoproj.io/controller-instanceid"
