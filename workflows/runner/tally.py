@@ -36,42 +36,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from steps.contracts import ShardRef
 from workflows.runner.records import TERMINAL, NodeRecord
 
 SHARD_INPUT = "shard"
 """The eval task's input parameter holding its ShardRef (seam-16.md)."""
+SHARD_LIST: TypeAdapter[list[ShardRef]] = TypeAdapter(list[ShardRef])
+"""validate's ``shards`` output: the JSON list of ShardRefs the eval fan-out expands."""
 RESULT_OUTPUT = "result"
 PLAN_OUTPUTS = ("shards", "count")
 """validate's outputs: the ShardRef list and the number of items promote acts on (cached ones included)."""
 
 
-@dataclass(frozen=True)
-class ShardCounts:
-    """What a ShardRef says about its shard: which one, how many items and test runs."""
+def shard_counts(node: NodeRecord) -> ShardRef | None:
+    """Return the ShardRef in ``node``'s ``shard`` input, or None when it has none.
 
-    index: int
-    items: int
-    tests: int
-
-
-def shard_counts(node: NodeRecord) -> ShardCounts | None:
-    """Return the counts of the ShardRef in ``node``'s ``shard`` input, or None when it has none.
-
-    An input that is not a ShardRef (not JSON, a missing or negative count) is no shard
-    either: the view shows the node as any other, and the step itself rejects the input.
+    An input that is not a valid ShardRef (steps/contracts.py) is no shard either: the view
+    shows the node as any other, and the step itself rejects the input.
     """
     text = node.inputs.get(SHARD_INPUT)
     if text is None:
         return None
     try:
-        data = json.loads(text)
-    except ValueError:
+        return ShardRef.model_validate_json(text)
+    except ValidationError:
         return None
-    if not isinstance(data, dict):
-        return None
-    values = [v for k in ("index", "items", "tests")
-              if isinstance(v := data.get(k), int) and not isinstance(v, bool) and v >= 0]
-    return ShardCounts(*values) if len(values) == 3 else None
 
 
 def _is_done(node: NodeRecord) -> bool:
@@ -185,12 +176,10 @@ def settled_in_plan(nodes: Sequence[NodeRecord]) -> int | None:
     if planner is None or not planner.outputs["count"].strip().isdigit():
         return None
     try:
-        refs = json.loads(planner.outputs["shards"])
-    except ValueError:
+        refs = SHARD_LIST.validate_json(planner.outputs["shards"])
+    except ValidationError:
         return None
-    if not isinstance(refs, list) or not all(isinstance(r, dict) and isinstance(r.get("items"), int) for r in refs):
-        return None
-    return max(0, int(planner.outputs["count"]) - sum(r["items"] for r in refs))
+    return max(0, int(planner.outputs["count"]) - sum(r.items for r in refs))
 
 
 def cpu_seconds(nodes: Iterable[NodeRecord]) -> float | None:
