@@ -89,7 +89,8 @@ def test_the_eta_is_the_tests_left_over_the_observed_tests_per_second() -> None:
     assert now.line() == "shards 1/3 · items 2/10 (0.1/s) · tests 10/60 (0.5/s) · ETA 1m40s"
 
 
-def test_a_node_without_a_shard_input_shows_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_node_without_a_shard_input_shows_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     assert shard_counts(NodeRecord(name="eval(0)", task="eval", template="e", inputs={"item": "{}"})) is None
     for bad in ("not json", "[1]", '{"index": 0, "items": 0, "tests": 3}', '{"index": 0, "items": 1}'):
         assert shard_counts(NodeRecord(name="x", task="x", template="x", inputs={"shard": bad})) is None
@@ -103,6 +104,11 @@ def test_a_node_without_a_shard_input_shows_as_before(tmp_path: Path, capsys: py
     assert _row(summary, "eval(0)")[3:5] == ["", ""]
     # Per-item branches that report a verdict are still counted.
     assert "items: 2 passed, 0 failed, 0 errored, 0 cached" in summary
+    # In a log (no terminal, no COLUMNS) the table is not squeezed into 80 columns: nothing is cut short.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    print_summary(result)
+    log = capsys.readouterr().out
+    assert "…" not in log and re.search(r"eval\(1\)\s*│\s*Succeeded\s*│", log), log
 
 
 def test_the_live_view_on_a_terminal_draws_the_shards_bar() -> None:

@@ -14,6 +14,7 @@ The numbers, where they come from and how the ETA is computed: ``tally.py``.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -35,13 +36,14 @@ STYLE = {"Succeeded": "green", "Failed": "red", "Error": "red", "Skipped": "yell
          "Running": "cyan", "Pending": "dim"}
 COLUMNS = ("task", "status", "duration", "items", "tests", "attempts", "CPU-s", "message")
 NUMERIC = {"duration", "items", "tests", "attempts", "CPU-s"}
+LOG_WIDTH = 160
 
 
 def _table(nodes: Sequence[NodeRecord], title: str, now: float) -> Table:
     """Return one row per node; a shard's row has its items and tests, other nodes leave them empty."""
     table = Table(title=title)
-    for col in COLUMNS:
-        table.add_column(col, justify="right" if col in NUMERIC else "left")
+    for col in COLUMNS:  # only the message wraps: a status or a number is never cut short
+        table.add_column(col, justify="right" if col in NUMERIC else "left", no_wrap=col != "message")
     for n in nodes:
         dur = n.duration if n.finished else (now - n.started if n.started else 0.0)
         shard = shard_counts(n)
@@ -148,9 +150,17 @@ def totals_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def _log_console() -> Console:
+    """Return a console for stdout: the terminal's width, or LOG_WIDTH in a log (rich's 80 would cut the table)."""
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(width=LOG_WIDTH)
+    return console
+
+
 def print_summary(result: RunResult, console: Console | None = None) -> None:
     """Print the final table (every node, and the shards that never started), the totals, the verdict."""
-    out = console or Console()
+    out = console or _log_console()
     out.print(_table([*result.nodes, *result.unstarted], f"promptci run {result.run_id}: {result.status}",
                      result.finished))
     for line in totals_lines(result):
