@@ -44,16 +44,31 @@ def run_shard(shard: str, seconds: str, result: Annotated[Path, Parameter(name="
     result.write_text(json.dumps(out))
 
 
+@script(constructor="runner")
+def run_shard_by_exit_code(shard: str, seconds: str) -> None:
+    """Like the real eval shard: no per-item output; exit 1 when an item of the shard fails."""
+    import sys
+
+    ref = json.loads(shard)
+    time.sleep(float(seconds))
+    fail = os.environ.get("FIXTURE_FAIL_ITEMS", "").split(",")
+    if any(f"{ref['index']}.{i}" in fail for i in range(ref["items"])):
+        sys.exit(1)
+
+
 def _s(fn: Any, name: str) -> Script:
     return Script(name=name, source=fn.wrapped_function, image="python:3.11",
                   constructor=RunnerScriptConstructor(outputs_directory="/tmp/hera-outputs"), command=["python"])
 
 
-def sharded_template(sizes: str, *, cached: int = 0, seconds: float = 0.0,
-                     parallelism: int | None = None) -> dict[str, Any]:
-    """Return a compiled template: validate (plans the shards) → eval (one node per shard)."""
+def sharded_template(sizes: str, *, cached: int = 0, seconds: float = 0.0, parallelism: int | None = None,
+                     verdicts: bool = True) -> dict[str, Any]:
+    """Return a compiled template: validate (plans the shards) → eval (one node per shard).
+
+    Without ``verdicts`` a shard writes no ``result`` and says how its items did by its exit code only.
+    """
     with WorkflowTemplate(name="fixture-sharded", entrypoint="main", parallelism=parallelism) as wt:
-        plan, shard = _s(plan_shards, "validate"), _s(run_shard, "eval")
+        plan, shard = _s(plan_shards, "validate"), _s(run_shard if verdicts else run_shard_by_exit_code, "eval")
         with DAG(name="main"):
             plan(name="validate", arguments={"sizes": sizes, "cached": str(cached)})
             shard(name="eval", depends="validate", with_param="{{tasks.validate.outputs.parameters.shards}}",

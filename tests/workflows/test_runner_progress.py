@@ -71,6 +71,15 @@ def test_plain_lines_of_a_sharded_run_show_shards_rates_eta_and_the_final_totals
     assert cpu and float(cpu.group(2)) > 0, summary
 
 
+def test_shards_without_per_item_verdicts_are_counted_by_their_exit_code(tmp_path: Path) -> None:
+    result = _run(tmp_path, sharded_template("2:4,3:6", seconds=0.1, verdicts=False),
+                  env={"FIXTURE_FAIL_ITEMS": "1.0"})
+    assert not result.ok and result.tasks["eval"] == "Failed"
+    summary = _summary(result)
+    assert "items: 2 passed, 0 failed, 0 errored, 0 cached; 3 in failed shards (their logs say which failed); " \
+           "0 settled in plan without a run" in summary, summary
+
+
 def test_the_eta_is_the_tests_left_over_the_observed_tests_per_second() -> None:
     def shard(i: int, items: int, tests: int, status: str, started: float, finished: float | None) -> NodeRecord:
         return NodeRecord(name=f"eval({i})", task="eval", template="eval", status=status, started=started,

@@ -142,6 +142,8 @@ def totals_lines(result: RunResult) -> list[str]:
     if verdicts.reported or verdicts.settled_in_plan is not None:
         text = (f"items: {verdicts.passed} passed, {verdicts.failed} failed, {verdicts.errored} errored, "
                 f"{verdicts.cached} cached")
+        if verdicts.in_failed_shards:
+            text += f"; {verdicts.in_failed_shards} in failed shards (their logs say which failed)"
         if verdicts.settled_in_plan is not None:
             text += f"; {verdicts.settled_in_plan} settled in plan without a run (cache hits or unpreparable)"
         lines.append(text)

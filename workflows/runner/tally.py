@@ -21,7 +21,10 @@ Where each number comes from:
 * **ETA.** Tests not yet done / observed tests per second. Unknown ("ETA ?") until the
   first shard ends, since there is nothing observed to divide by.
 * **Item outcomes.** Each node's ``result`` output parameter: a BranchResult, or a JSON
-  list of them (``status`` passed|failed|error, ``cached``). Items that plan settled
+  list of them (``status`` passed|failed|error, ``cached``). A shard without one is judged
+  by its phase, which is its exit code (steps/exit_codes.py): Succeeded means every item
+  passed; Failed or Error means at least one did not, and its items are counted "in failed
+  shards" (its log names them: the totals do not guess). Items that plan settled
   without a run (cache hits, items that could not be prepared) appear in no shard: they are
   validate's ``count`` output minus the items of its ``shards`` output (all of them when the
   list is empty and eval is Skipped: a fully cached re-run).
@@ -139,10 +142,12 @@ class Outcomes:
     """Of the reported items, those whose result came from the cache."""
     settled_in_plan: int | None = None
     """validate's ``count`` minus the items of its ``shards``; None without those outputs."""
+    in_failed_shards: int = 0
+    """Items of shards that ended Failed or Error without per-item verdicts: their logs say which failed."""
 
     @property
     def reported(self) -> int:
-        return self.passed + self.failed + self.errored
+        return self.passed + self.failed + self.errored + self.in_failed_shards
 
 
 def _results(node: NodeRecord) -> list[dict[str, Any]]:
@@ -162,9 +167,12 @@ def outcomes(nodes: Sequence[NodeRecord]) -> Outcomes:
     """Return the item verdicts of a run's nodes (see the module docstring for the sources)."""
     results = [r for n in nodes for r in _results(n)]
     count = {s: sum(1 for r in results if r["status"] == s) for s in ("passed", "failed", "error")}
-    return Outcomes(passed=count["passed"], failed=count["failed"], errored=count["error"],
+    silent = [(n, ref) for n in nodes if (ref := shard_counts(n)) is not None and not _results(n)]
+    return Outcomes(passed=count["passed"] + sum(ref.items for n, ref in silent if n.status == "Succeeded"),
+                    failed=count["failed"], errored=count["error"],
                     cached=sum(1 for r in results if r.get("cached") is True),
-                    settled_in_plan=settled_in_plan(nodes))
+                    settled_in_plan=settled_in_plan(nodes),
+                    in_failed_shards=sum(ref.items for n, ref in silent if n.status in {"Failed", "Error"}))
 
 
 def settled_in_plan(nodes: Sequence[NodeRecord]) -> int | None:
