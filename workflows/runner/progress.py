@@ -139,12 +139,12 @@ def totals_lines(result: RunResult) -> list[str]:
                      f"tests {progress.tests_done} · {rate_text(progress.items_per_second, 'items')} · "
                      f"{rate_text(progress.tests_per_second, 'tests')}")
     verdicts = outcomes(nodes)
-    if verdicts.reported or verdicts.settled_in_plan is not None:
+    if verdicts.reported or verdicts.settled_in_plan:
         text = (f"items: {verdicts.passed} passed, {verdicts.failed} failed, {verdicts.errored} errored, "
                 f"{verdicts.cached} cached")
         if verdicts.in_failed_shards:
             text += f"; {verdicts.in_failed_shards} in failed shards (their logs say which failed)"
-        if verdicts.settled_in_plan is not None:
+        if verdicts.settled_in_plan:
             text += f"; {verdicts.settled_in_plan} settled in plan without a run (cache hits or unpreparable)"
         lines.append(text)
     cpu = cpu_seconds(nodes)

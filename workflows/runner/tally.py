@@ -96,8 +96,8 @@ class Throughput:
 
 
 def rate_text(per_second: float | None, unit: str = "") -> str:
-    """Return ``2.1/s`` (``2.1 items/s`` with a unit), or ``?/s`` before anything was observed."""
-    value = "?" if per_second is None else f"{per_second:.1f}"
+    """Return ``2.1/s`` (``0.05 items/s`` with a unit; two decimals below 1), or ``?/s`` before anything ran."""
+    value = "?" if per_second is None else f"{per_second:.1f}" if per_second >= 1 else f"{per_second:.2f}"
     return f"{value} {unit}/s" if unit else f"{value}/s"
 
 
