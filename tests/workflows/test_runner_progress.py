@@ -151,6 +151,8 @@ def test_outcomes_count_cached_results_and_ignore_other_outputs() -> None:
     assert outcomes([validate]).settled_in_plan == 3
     validate.outputs["shards"] = '[{"index":0,"items":2,"tests":4}]'
     assert outcomes([validate]).settled_in_plan == 1
+    validate.outputs["count"] = "0"  # all live already: plan does not say how many it settled
+    assert outcomes([validate]).settled_in_plan is None
 
 
 def test_shards_that_never_started_are_in_the_final_table(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ Where each number comes from:
   shards" (its log names them: the totals do not guess). Items that plan settled
   without a run (cache hits, items that could not be prepared) appear in no shard: they are
   validate's ``count`` output minus the items of its ``shards`` output (all of them when the
-  list is empty and eval is Skipped: a fully cached re-run).
+  list is empty and eval is Skipped), when ``count`` is not 0 (0: all changed items are live
+  already, and nothing says how many there were).
 * **CPU-s.** ``NodeRecord.cpu_seconds``: the ``wait4`` usage of each attempt (the process
   executor; the container executor does not measure it and its nodes show none).
 """
@@ -178,10 +179,12 @@ def outcomes(nodes: Sequence[NodeRecord]) -> Outcomes:
 def settled_in_plan(nodes: Sequence[NodeRecord]) -> int | None:
     """Return validate's ``count`` minus the items of its ``shards``: the items plan settled without a run.
 
-    None when no node has both outputs (a template without shards) or they are not what plan writes.
+    None when no node has both outputs (a template without shards), they are not what plan writes,
+    or ``count`` is 0: plan writes 0 when every changed item is already live (steps/run_plan.py),
+    so the number of items it settled is not in its outputs then.
     """
     planner = next((n for n in nodes if all(k in n.outputs for k in PLAN_OUTPUTS)), None)
-    if planner is None or not planner.outputs["count"].strip().isdigit():
+    if planner is None or not planner.outputs["count"].strip().isdigit() or int(planner.outputs["count"]) == 0:
         return None
     try:
         refs = SHARD_LIST.validate_json(planner.outputs["shards"])
