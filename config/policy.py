@@ -38,6 +38,7 @@ from config.pipeline import (
     load_pipeline_config,
     load_pipeline_text,
 )
+from config.settings import get_settings
 
 CONFIG_ENV = "PROMPTCI_CONFIG"
 TRUSTED_REF_ENV = "PROMPTCI_TRUSTED_REF"
@@ -82,7 +83,7 @@ def trusted_ref(repo_root: Path, ref: str | None = None) -> str | None:
     """Return the ref the trusted policy is read from: ``ref`` or ``$PROMPTCI_TRUSTED_REF`` (which must
     exist: PolicyError otherwise), else the first of ``origin/main``, ``main`` that exists, else None
     (not a git checkout, or no such branch: the policy shipped with promptci is the trusted one)."""
-    wanted = ref or os.environ.get(TRUSTED_REF_ENV)
+    wanted = ref or get_settings().trusted_ref
     for candidate in ([wanted] if wanted else list(DEFAULT_REFS)):
         if _git(repo_root, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}").returncode == 0:
             return candidate
@@ -112,7 +113,7 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
     (in the image on a cluster). Raises PolicyError (an explicit ref or file that is not there,
     an invalid policy).
     """
-    path = explicit or os.environ.get(CONFIG_ENV)
+    path = explicit or get_settings().config
     try:
         if path:
             p = Path(path)

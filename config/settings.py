@@ -207,6 +207,20 @@ def _settings(items: tuple[tuple[str, str], ...]) -> Settings:
         _ENVIRON.reset(token)
 
 
+def lookup(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the value of the environment variable ``name`` (None when unset or empty).
+
+    For a variable a config names (a model's ``api_base_env``): a ``PROMPTCI_*`` one is read
+    through the settings like every other; any other name straight from ``env``.
+    """
+    source = os.environ if env is None else env
+    field = name[len(PREFIX):].lower() if name.upper().startswith(PREFIX) else None
+    if field is not None and field in Settings.model_fields:
+        value = getattr(get_settings(env), field)
+        return None if value is None else str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+    return source.get(name) or None
+
+
 def _shown(name: str, value: str) -> str:
     """Return ``value`` quoted for an error line, or ``***`` when ``name`` is a secret."""
     field = Settings.model_fields.get(name[len(PREFIX):].lower())
@@ -235,4 +249,4 @@ def show_env(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["PREFIX", "Settings", "SettingsError", "env_name", "get_settings", "show_env"]
+__all__ = ["PREFIX", "Settings", "SettingsError", "env_name", "get_settings", "lookup", "show_env"]

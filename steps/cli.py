@@ -10,12 +10,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from config.problems import EXIT_INTERNAL, Problem, Severity, exit_code, internal_problem, render
 
 Check = Callable[..., list[Problem]]
+F = Callable[..., Any]
+
+
+def repo_root_option(help_text: str = "the repository root (default: current directory)", *,
+                     exists: bool = True) -> Callable[[F], F]:
+    """Return ``--repo-root DIR`` (default ``.``), given to the command as ``repo_root``: every command's spelling."""
+    return click.option("--repo-root", "repo_root", type=click.Path(exists=exists, file_okay=False, path_type=Path),
+                        default=Path("."), help=help_text)
 
 
 def run_check(name: str, check: Check, paths: Sequence[Path], root: Path, fmt: str = "text") -> int:
@@ -47,11 +56,11 @@ def check_command(name: str, check: Check, help_text: str) -> click.Command:
 
     @click.command(name=name, help=help_text + "\n\nExit status: 0 ok, 1 rejected, 2 promptci bug or usage.")
     @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-    @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-                  show_default=True, help="Repository root; paths in messages are relative to it.")
+    @repo_root_option("the repository root; paths in messages are relative to it (default: current directory)",
+                      exists=False)
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                  show_default=True, help="Output format.")
-    def cmd(paths: Sequence[Path], root: Path, fmt: str) -> None:
-        sys.exit(run_check(name, check, paths, root, fmt))
+                  show_default=True, help="output format")
+    def cmd(paths: Sequence[Path], repo_root: Path, fmt: str) -> None:
+        sys.exit(run_check(name, check, paths, repo_root, fmt))
 
     return cmd

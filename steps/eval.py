@@ -30,9 +30,12 @@ from typing import TypeVar
 
 from config.pipeline import PromptPipelineConfig
 from steps.contracts import BranchResult, EvalItem, Shard
+from steps.eval_batch import Part, measure_batch, shard_label
+from steps.eval_results import EvalResult
 from steps.eval_run import cached, measure
 from steps.eval_spec import (
     BranchError,
+    Prepared,
     TransientBranchError,
     load_tests,
     prepare,
@@ -153,19 +156,28 @@ def settle_cached(items: list[EvalItem], *, repo_root: Path, run_id: str, target
     return settled
 
 
-def _run_item(item: EvalItem, *, repo_root: Path, run_id: str, target_env: str | None,
-              config: PromptPipelineConfig, store: ArtifactStore, work_dir: Path, no_cache: bool,
-              key: bytes) -> BranchResult:
-    """Return the verdict of one shard item: stored if final, else measured now (and ``branch.json`` written)."""
+def _measure(parts: list[Part], work_dir: Path, no_cache: bool
+             ) -> list[tuple[EvalResult, dict[str, bytes]] | BranchError]:
+    """Return ``measure_batch``'s outcomes; a crash of it is every part's error (fail closed), never raised."""
+    if not parts:
+        return []
     try:
-        stored = stored_final(store, run_id, item, key)
-        if stored is not None:
-            write_branch_file(store, run_id, stored)
-            return stored
-    except StoreError as exc:
-        return store_error(item, store, exc, Branch(item))
-    return run_branch(item, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
-                      store=store, work_dir=work_dir, no_cache=no_cache, branch_file=True)
+        return measure_batch(parts, work_dir, no_cache)
+    except Exception as exc:
+        log.exception("the shard's promptfoo run crashed")
+        return [BranchError(f"eval stage crashed: {type(exc).__name__}: {exc}") for _ in parts]
+
+
+@dataclass
+class _Final:
+    """A shard item's verdict that is already signed and written (stored earlier, or a cache hit)."""
+
+    result: BranchResult
+
+
+def _item_dir(work_dir: Path, item: EvalItem) -> Path:
+    """Return where a shard item's own files go under the shard's ``work_dir``."""
+    return work_dir / item.artifact_id / item.dataset
 
 
 def run_shard(shard: Shard, *, repo_root: Path, run_id: str, target_env: str | None,
@@ -174,12 +186,51 @@ def run_shard(shard: Shard, *, repo_root: Path, run_id: str, target_env: str | N
     """Return the verdicts of ``shard``'s items, in its order; never raises for quality or tool problems.
 
     Items with a final signed record of this run (a retried shard) are returned as
-    stored, not re-run. Every other item leaves what ``run_branch`` leaves plus
-    its ``branch.json``; its work files are under ``work_dir/<artifact>/<dataset>``.
+    stored (their ``branch.json`` rewritten), never re-run. An item that cannot be
+    prepared is an error on its own; every other item is measured by ONE promptfoo
+    process (``steps.eval_batch``) and judged on its own, leaving what
+    ``run_branch`` leaves plus its ``branch.json``. promptfoo's own files are in
+    ``work_dir``; each item's share of them in ``work_dir/<artifact>/<dataset>``.
     """
     key = _signing_key(repo_root)
     if isinstance(key, str):
         return [branch_result(item, "error", reasons=[key]) for item in shard.items]
-    return [_run_item(item, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
-                      store=store, work_dir=work_dir / item.artifact_id / item.dataset, no_cache=no_cache,
-                      key=key) for item in shard.items]
+    done: dict[int, BranchResult] = {}
+    parts: list[tuple[int, Part, Branch]] = []
+    for pos, item in enumerate(shard.items):
+        b = Branch(item)
+
+        def ready(item: EvalItem = item, b: Branch = b) -> Prepared | _Final:
+            stored = stored_final(store, run_id, item, key)
+            if stored is not None:
+                write_branch_file(store, run_id, stored)
+                return _Final(stored)
+            prep = prepare(item, repo_root=repo_root, config=config, target_env=target_env,
+                           work_dir=_item_dir(work_dir, item))
+            hit = cached(prep, store, no_cache)
+            if hit is None:
+                return prep
+            return _Final(seal(finish(prep, b, hit[0], hit[1], cached=True, store=store, run_id=run_id,
+                                      target_env=target_env, key=key), b, store=store, run_id=run_id, key=key,
+                               branch_file=True))
+
+        got = _guarded(item, b, store, ready)
+        if isinstance(got, Prepared):
+            parts.append((pos, Part(got, shard_label(len(parts), got), _item_dir(work_dir, item)), b))
+        elif isinstance(got, _Final):
+            done[pos] = got.result
+        else:  # it cannot be prepared: an error of its own, the others still run
+            done[pos] = seal(got, b, store=store, run_id=run_id, key=key, branch_file=True)
+    measured = _measure([p for _, p, _ in parts], work_dir, no_cache)
+    for (pos, part, b), outcome in zip(parts, measured, strict=True):
+
+        def judge(part: Part = part, b: Branch = b,
+                  outcome: tuple[EvalResult, dict[str, bytes]] | BranchError = outcome) -> BranchResult:
+            if isinstance(outcome, BranchError):
+                raise outcome
+            return finish(part.prep, b, outcome[0], outcome[1], cached=False, store=store, run_id=run_id,
+                          target_env=target_env, key=key)
+
+        done[pos] = seal(_guarded(part.prep.item, b, store, judge), b, store=store, run_id=run_id, key=key,
+                         branch_file=True)
+    return [done[pos] for pos in range(len(shard.items))]

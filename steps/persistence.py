@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 
 from config.pipeline import PromptPipelineConfig
+from config.settings import get_settings
 from steps.gitops.gitops import is_local_url
 
 # KUBERNETES_SERVICE_HOST: set by the kubelet in every container. ARGO_CONTAINER_NAME: set by the
@@ -31,9 +32,8 @@ def in_pod(env: Mapping[str, str] | None = None) -> bool:
 
 def unpersisted(config: PromptPipelineConfig, env: Mapping[str, str] | None = None) -> list[str]:
     """Return one line per setting of ``config`` that keeps state on the local disk (empty: all shared)."""
-    env = os.environ if env is None else env
     problems = []
-    if env.get(STORE_KIND_ENV, config.store.kind) == "local":
+    if (get_settings(env).store_kind or config.store.kind) == "local":
         problems.append(f"store.kind: 'local' (root '{config.store.root}') is a directory on this pod's disk "
                         f"and vanishes with it; use the cluster profile ({CLUSTER_PROFILE}): an S3 store")
     if is_local_url(config.gitops.repo_url):

@@ -17,6 +17,7 @@ a proxy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -24,7 +25,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -205,17 +208,30 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+def state_dir(work_dir: Path) -> Path:
+    """Return where promptfoo keeps its state for a run writing to ``work_dir``: outside it, in the temp dir.
+
+    promptfoo's config dir holds ``promptfoo.db`` (every eval it ran, for its web viewer: ~356 KB
+    per branch) and its cache; none of it is a result, and ``work_dir`` is the branch's reports
+    artifact. One directory per work dir (a hash of its path), emptied before and removed after
+    each ``run_promptfoo``.
+    """
+    digest = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"promptci-promptfoo-{digest}"
+
+
 def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
                   base: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for promptfoo: state in ``work_dir``, no telemetry, a dead proxy.
+    """Return the environment for promptfoo: state in ``state_dir(work_dir)``, no telemetry, a dead proxy.
 
     The dead proxy catches the telemetry POST; ``no_proxy`` lists the hosts a
     live provider must still reach directly. A user-configured proxy is kept.
     """
     env = dict(os.environ if base is None else base)
+    state = state_dir(work_dir)
     env.update({
-        "PROMPTFOO_CONFIG_DIR": str(work_dir / "promptfoo-config"),
-        "PROMPTFOO_CACHE_PATH": str(work_dir / "promptfoo-cache"),
+        "PROMPTFOO_CONFIG_DIR": str(state / "config"),
+        "PROMPTFOO_CACHE_PATH": str(state / "cache"),
         "PROMPTFOO_DISABLE_TELEMETRY": "1",
         "PROMPTFOO_DISABLE_UPDATE": "1",
         "PROMPTFOO_DISABLE_SHARING": "1",
@@ -258,7 +274,8 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
     """Run ``promptfoo eval`` on ``config_path`` with outputs in ``work_dir``; return how it ended.
 
     The child runs in its own process group, and on timeout the whole group
-    (node and any provider workers) is killed. Raises PromptfooMissing when the
+    (node and any provider workers) is killed. promptfoo's state (``state_dir``)
+    starts empty and is removed afterwards. Raises PromptfooMissing when the
     pinned install or its Node is not usable. The exit code is not a
     verdict: promptfoo exits 100 for failures and errors alike, so callers
     decide from results.json.
@@ -268,9 +285,11 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
             "-j", str(jobs), "--repeat", str(repeat), "--no-table", "--no-progress-bar", "--no-share"]
     if no_cache:
         args.append("--no-cache")
+    state = state_dir(work_dir)
+    shutil.rmtree(state, ignore_errors=True)
     start = time.monotonic()
     with open(work_dir / "promptfoo.stdout.log", "w+b") as out, \
-            open(work_dir / "promptfoo.stderr.log", "w+b") as err:
+            open(work_dir / "promptfoo.stderr.log", "w+b") as err, _removed(state):
         proc = subprocess.Popen(args, cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True)
         timed_out = False
@@ -288,6 +307,15 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
     return ProcessResult(proc.returncode, duration, timed_out, stdout[-TAIL:], stderr[-TAIL:])
+
+
+@contextlib.contextmanager
+def _removed(path: Path) -> Iterator[None]:
+    """Remove the directory ``path`` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from config.settings import get_settings
+
 KEY_ENV = "PROMPTCI_SIGNING_KEY"
 KEY_FILE_ENV = "PROMPTCI_SIGNING_KEY_FILE"
 LOCAL_KEY_FILE = ".promptci/signing.key"
@@ -62,13 +64,14 @@ def signing_key(repo_root: Path, *, create: bool = False) -> bytes:
 
     Raises SignatureError when there is no key (a reader must not invent one) or it is too short.
     """
-    value = os.environ.get(KEY_ENV, "")
+    settings = get_settings()
+    value = settings.signing_key.get_secret_value() if settings.signing_key is not None else ""
     if value:
         if len(value) < MIN_KEY_BYTES:
             raise SignatureError(f"${KEY_ENV} is shorter than {MIN_KEY_BYTES} bytes")
         return value.encode()
-    explicit = os.environ.get(KEY_FILE_ENV)
-    path = Path(explicit) if explicit else repo_root / LOCAL_KEY_FILE
+    explicit = settings.signing_key_file
+    path = explicit or repo_root / LOCAL_KEY_FILE
     try:
         return _read_key_file(path)
     except FileNotFoundError:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from config.settings import get_settings
+
 TOKEN_ENV = "PROMPTCI_GIT_TOKEN"
 USERNAME_ENV = "PROMPTCI_GIT_USERNAME"
 SSH_KEY_ENV = "PROMPTCI_GIT_SSH_KEY"
@@ -54,8 +56,8 @@ class PushRejected(GitError):
 
 def secrets_in_env(env: Mapping[str, str] | None = None) -> list[str]:
     """Return the secret values that must never be printed (the git token, when set)."""
-    env = os.environ if env is None else env
-    return [v for v in (env.get(TOKEN_ENV, ""),) if len(v) >= 4]
+    token = get_settings(env).git_token
+    return [v for v in (token.get_secret_value() if token is not None else "",) if len(v) >= 4]
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
@@ -119,9 +121,9 @@ class GitEnv:
             "SSH_ASKPASS": str(askpass),
             "LC_ALL": "C",
         })
-        key = self.base.get(SSH_KEY_ENV)
+        key = get_settings(self.base).git_ssh_key
         if key:
-            env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(key)} -o IdentitiesOnly=yes "
+            env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(key))} -o IdentitiesOnly=yes "
                                       "-o BatchMode=yes")
         if author:
             env.update({"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,

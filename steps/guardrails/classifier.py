@@ -24,6 +24,7 @@ import click
 
 from config.artifacts import ModelParameters
 from config.yamlio import load_file
+from steps.cli import repo_root_option
 from steps.promptfoo import messages_prompt
 from steps.providers.recordings import AUTHORED, params_key, recording_key, recording_path, write_recording
 
@@ -101,16 +102,16 @@ class ModelClassifier:
 
 
 @click.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@repo_root_option()
 @click.argument("answers", type=click.Path(path_type=Path, dir_okay=False))
-def main(root: Path, answers: Path) -> None:
+def main(repo_root: Path, answers: Path) -> None:
     """Write classifier recordings from ANSWERS: {policy-id: {model, categories, answers: {text: answer}}}."""
     table = load_file(answers).data or {}
     for policy_id, spec in table.items():
         params = ModelParameters.model_validate(spec.get("parameters") or {})
         for text, answer in spec["answers"].items():
             messages = classifier_messages(text, list(spec["categories"]))
-            write_recording(root / "recordings", policy_id, model=spec["model"], params=params_key(params),
+            write_recording(repo_root / "recordings", policy_id, model=spec["model"], params=params_key(params),
                             prompt=messages_prompt(messages), messages=messages,
                             responses=[{"output": str(answer)}], test=text[:80], origin=AUTHORED)
 

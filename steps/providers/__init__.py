@@ -15,9 +15,10 @@ Which one a run uses is one setting, the environment variable
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Literal
+
+from config.settings import Settings, SettingsError, get_settings
 
 PROVIDER_ENV = "PROMPTCI_PROVIDER"
 RECORD_ENV = "PROMPTCI_RECORD"
@@ -31,8 +32,15 @@ class ProviderConfigError(Exception):
 
 def recording(env: Mapping[str, str] | None = None) -> bool:
     """Return whether live answers are written as recordings (``PROMPTCI_RECORD=1``)."""
-    env = os.environ if env is None else env
-    return env.get(RECORD_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return _settings(env).record
+
+
+def _settings(env: Mapping[str, str] | None) -> Settings:
+    """Return the settings of ``env`` (default: this process's); a bad value is a ProviderConfigError."""
+    try:
+        return get_settings(env)
+    except SettingsError as exc:
+        raise ProviderConfigError(str(exc)) from None
 
 
 def provider_mode(env: Mapping[str, str] | None = None) -> Mode:
@@ -42,8 +50,7 @@ def provider_mode(env: Mapping[str, str] | None = None) -> Mode:
     recordings. With ``PROMPTCI_PROVIDER=local`` the mode stays ``local``:
     ``effective_mode`` decides per model, and records only what the local model answers.
     """
-    env = os.environ if env is None else env
-    value = env.get(PROVIDER_ENV, "recorded").strip().lower() or "recorded"
+    value = (_settings(env).provider or "recorded").strip().lower() or "recorded"
     if value not in MODES:
         raise ProviderConfigError(f"{PROVIDER_ENV}={value!r}: expected one of {', '.join(MODES)}")
     if value == "local":

@@ -25,6 +25,7 @@ import click
 from config.catalog import load_catalog
 from config.yamlio import LoadError, load_file
 from steps.artifact_files import discover, load_all
+from steps.cli import repo_root_option
 from steps.promptfoo import messages_prompt
 from steps.providers.recordings import AUTHORED, params_key, recording_key, recording_path, write_recording
 
@@ -112,16 +113,15 @@ def author(repo_root: Path, responses_file: Path, out_dir: Path, sources: list[P
 
 
 @click.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-              help="repository root")
+@repo_root_option()
 @click.option("--responses", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="responses file (default recordings/responses.yaml)")
 @click.option("--rekey", is_flag=True, help="attach authored answers to prompts changed since they were "
               "authored (the recordings say rekeyed_from); without it such tests are reported and skipped")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
-def main(root: Path, responses: Path | None, rekey: bool, sources: tuple[Path, ...]) -> None:
+def main(repo_root: Path, responses: Path | None, rekey: bool, sources: tuple[Path, ...]) -> None:
     """Write recordings for the artifacts under SOURCES (default: prompts/ and examples/)."""
-    root = root.resolve()
+    root = repo_root.resolve()
     responses = responses or root / "recordings" / "responses.yaml"
     srcs = [root / s for s in sources] or [p for p in (root / "prompts", root / "examples") if p.exists()]
     try:

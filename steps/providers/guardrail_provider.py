@@ -10,12 +10,12 @@ the classifier (``steps.guardrails.classifier``) in the provider mode of the run
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from config.artifacts import GuardrailPolicyArtifact
+from config.settings import get_settings
 from steps.artifact_files import load_artifact
 from steps.guardrails.classifier import ClassifierError, ModelClassifier
 from steps.guardrails.engine import PolicyEngine
@@ -23,7 +23,7 @@ from steps.guardrails.engine import PolicyEngine
 
 def log_call(line: dict[str, Any]) -> None:
     """Append one line per provider call to ``$PROMPTCI_CALL_LOG`` (tests count calls with it)."""
-    log = os.environ.get("PROMPTCI_CALL_LOG")
+    log = get_settings().call_log
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")

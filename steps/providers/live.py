@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from config.artifacts import ModelParameters
 from config.catalog import ModelEntry
+from config.settings import get_settings, lookup
 from steps.providers import ProviderConfigError
 
 KEY_ENV = {"openai": ("OPENAI_API_KEY",), "anthropic": ("ANTHROPIC_API_KEY",),
@@ -71,19 +72,19 @@ def live_provider(canonical: str, entry: ModelEntry, params: ModelParameters,
     elif entry.provider == "anthropic":
         pid = f"anthropic:messages:{model}"
     elif entry.provider == "google":
-        pid = f"vertex:{model}" if env.get(VERTEX_ENV) == "1" else f"google:{model}"
+        pid = f"vertex:{model}" if get_settings(env).google_vertex else f"google:{model}"
     elif entry.provider == "ollama":
         pid = f"ollama:chat:{model}"
     elif entry.provider == "local":  # the bundled server: started by the run (or the branch), no key
         pid = f"openai:chat:{model}"
-        config["apiBaseUrl"] = env.get(entry.api_base_env or LOCAL_URL_ENV) or LOCAL_UNSTARTED
+        config["apiBaseUrl"] = lookup(entry.api_base_env or LOCAL_URL_ENV, env) or LOCAL_UNSTARTED
         config["apiKeyRequired"] = False
         # A dead local server is a transient failure of the step (exit 75, retried once the server is
         # back), not something to wait out inside promptfoo, whose backoff starts at 5 s per try.
         config["maxRetries"] = 0
     else:  # openai-compatible (vLLM...): same wire protocol, base URL from the environment
         base_env = entry.api_base_env or "OPENAI_BASE_URL"
-        base = env.get(base_env)
+        base = lookup(base_env, env)
         if not base:
             raise ProviderConfigError(f"model '{canonical}' is served from ${base_env}, which is not set")
         pid = f"openai:chat:{model}"
@@ -96,7 +97,7 @@ def provider_hosts(entry: ModelEntry, env: Mapping[str, str] | None = None) -> l
     """Return the hosts the live provider talks to (they bypass the dead telemetry proxy)."""
     env = os.environ if env is None else env
     hosts = list(HOSTS.get(entry.provider, []))
-    base = env.get(entry.api_base_env or "") if entry.api_base_env else None
+    base = lookup(entry.api_base_env, env) if entry.api_base_env else None
     if base and urlparse(base).hostname:
         hosts.append(str(urlparse(base).hostname))
     if entry.provider == "ollama" and env.get("OLLAMA_BASE_URL"):

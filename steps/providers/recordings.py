@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from config.artifacts import ModelParameters
+from config.settings import get_settings
 from steps.atomic import atomic_write
 
 RECORDINGS_ENV = "PROMPTCI_RECORDINGS_DIR"
@@ -23,7 +23,7 @@ JS_PROVIDER = Path(__file__).with_name("recorded.js")
 
 def recordings_dir(repo_root: Path) -> Path:
     """Return where recordings live: ``$PROMPTCI_RECORDINGS_DIR`` or ``<repo>/recordings``."""
-    return Path(os.environ.get(RECORDINGS_ENV) or repo_root / "recordings").resolve()
+    return (get_settings().recordings_dir or repo_root / "recordings").resolve()
 
 
 def params_key(params: ModelParameters) -> str:

@@ -114,7 +114,7 @@ def test_a_crash_on_one_file_is_one_promptci_bug_line_and_exit_2(tmp_path: Path)
               "def boom(*a, **k): raise RuntimeError('simulated crash')\n"
               "d.read_dotprompt = boom\n"
               "from steps.lint import main\n"
-              "sys.argv = ['lint', 'prompts', '--root', '.']\nmain()\n")
+              "sys.argv = ['lint', 'prompts', '--repo-root', '.']\nmain()\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -66,3 +66,15 @@ def test_the_installed_package_carries_every_non_python_file_the_steps_read() ->
         owners = [(".".join(path.parts[:i]), "/".join(path.parts[i:])) for i in range(1, len(path.parts))]
         assert any(fnmatch.fnmatch(rel, pattern) for package, rel in owners for pattern in data.get(package, [])), (
             f"{path} is not installed: add it to [tool.setuptools.package-data]")
+
+
+def test_every_file_the_build_copies_passes_the_dockerignore() -> None:
+    """.dockerignore admits only what it lists: a COPY of anything else fails the build (node_runtime.py once did)."""
+    allowed = [line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    sources = [src for kind, args in instructions() if kind == "COPY" and "--from=" not in args
+               for src in args.split()[:-1] if not src.startswith("--")]
+    assert sources
+    for src in sources:
+        assert any(src == a or src.startswith(a.rstrip("/") + "/") for a in allowed), (
+            f"COPY {src}: .dockerignore filters it out; add !{src}")
+        assert (REPO / src).exists(), src

@@ -35,11 +35,16 @@ def _branch_file(env: dict[str, Path], run_id: str, item: EvalItem) -> BranchRes
     return None if data is None else BranchResult.model_validate(read_json(data))
 
 
-def test_settle_cached_settles_hits_and_unpreparable_items_and_weighs_the_rest(env):
+def _good_and_bad(env: dict[str, Path]) -> tuple[EvalItem, EvalItem]:
+    """Return the greeter's golden item (its recordings pass) and an item of a dataset it does not have."""
     good = make_repo(env["repo"])
     for n in NAMES:
         record(env["repo"], n, GOOD.format(name=n))
-    bad = good.model_copy(update={"dataset": "no-such-set"})
+    return good, good.model_copy(update={"dataset": "no-such-set"})
+
+
+def test_settle_cached_settles_hits_and_unpreparable_items_and_weighs_the_rest(env):
+    good, bad = _good_and_bad(env)
     store = LocalStore(env["store"])
     assert run_branch(good, repo_root=env["repo"], run_id="r0", target_env=None, config=config(), store=store,
                       work_dir=env["work"] / "r0").status == "passed"  # fills the cache
@@ -67,10 +72,7 @@ def test_settle_cached_settles_hits_and_unpreparable_items_and_weighs_the_rest(e
 
 
 def test_run_shard_returns_stored_final_items_without_running_them_again(env):
-    good = make_repo(env["repo"])
-    for n in NAMES:
-        record(env["repo"], n, GOOD.format(name=n))
-    bad = good.model_copy(update={"dataset": "no-such-set"})
+    good, bad = _good_and_bad(env)
     store = LocalStore(env["store"])
     shard = Shard(index=0, items=[good, bad], tests=3)
     first = run_shard(shard, repo_root=env["repo"], run_id="r1", target_env=None, config=config(), store=store,

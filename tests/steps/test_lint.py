@@ -102,7 +102,7 @@ def test_cli_exit_codes_and_no_traceback(repo: Path):
     (repo / "prompts" / "big.yaml").write_bytes(b"a: " + b"x" * (20 * 1024 * 1024))
     (repo / "prompts" / "bin.json").write_bytes(b"\x00\x01\x02")
     (repo / "prompts" / "empty.yaml").write_bytes(b"")
-    proc = subprocess.run([sys.executable, "-m", "steps.lint", "prompts", "--root", str(repo)],
+    proc = subprocess.run([sys.executable, "-m", "steps.lint", "prompts", "--repo-root", str(repo)],
                           cwd=repo, capture_output=True, text=True,
                           env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin"})
     assert proc.returncode == 1

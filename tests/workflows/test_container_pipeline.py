@@ -62,7 +62,7 @@ def run_all(src: Path, prefix: str, extra: list[str], gateway: str, types: tuple
     """Run each type (one CLI run each); return per type the Pushgateway's promptci series after it."""
     series: dict[str, list[Any]] = {}
     for t in types:
-        result = CliRunner().invoke(cli, ["run", t, "--repo", str(src), "--run-id", f"{prefix}-{t}", *extra],
+        result = CliRunner().invoke(cli, ["run", t, "--repo-root", str(src), "--run-id", f"{prefix}-{t}", *extra],
                                     env={"PUSHGATEWAY_URL": gateway, "ARGO_SERVER": ""})
         assert result.exit_code == 0, result.output
         with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as resp:
@@ -151,7 +151,7 @@ def test_in_a_container_the_local_disk_profile_is_refused(tmp_path: Path, step_i
     for name in SAMPLES:
         shutil.copytree(REPO / name, src / name)
     git_repo(src, {})
-    result = CliRunner().invoke(cli, ["run", "prompt", "--repo", str(src), "--run-id", "local-profile",
+    result = CliRunner().invoke(cli, ["run", "prompt", "--repo-root", str(src), "--run-id", "local-profile",
                                       "--executor", "container", "--secrets-dir", str(tmp_path / "secrets")],
                                 env={"PUSHGATEWAY_URL": "", "ARGO_SERVER": ""})
     assert result.exit_code == 1, result.output

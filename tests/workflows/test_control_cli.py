@@ -47,7 +47,7 @@ def _drive(tmp_path: Path, action: str) -> tuple[Any, RunResult]:
         time.sleep(0.1)
     else:
         pytest.fail("the run never suspended")
-    out = CliRunner().invoke(cli, [action, "gate-1", "--repo", str(tmp_path)])
+    out = CliRunner().invoke(cli, [action, "gate-1", "--repo-root", str(tmp_path)])
     thread.join(timeout=60)
     return out, box["result"]
 
@@ -58,7 +58,7 @@ def test_resume_a_local_run_by_its_id(tmp_path: Path, monkeypatch: pytest.Monkey
     assert out.exit_code == 0, out.output
     assert "resumed approval" in out.output
     assert result.ok
-    again = CliRunner().invoke(cli, ["resume", "gate-1", "--repo", str(tmp_path)])
+    again = CliRunner().invoke(cli, ["resume", "gate-1", "--repo-root", str(tmp_path)])
     assert again.exit_code == 2 and "is not running" in again.output
     assert len(again.output.strip().splitlines()) == 1
 
@@ -72,7 +72,7 @@ def test_stop_a_local_run_by_its_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_an_unknown_run_without_a_server_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARGO_SERVER", raising=False)
-    out = CliRunner().invoke(cli, ["resume", "nope", "--repo", str(tmp_path)])
+    out = CliRunner().invoke(cli, ["resume", "nope", "--repo-root", str(tmp_path)])
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
         f"resume: no local run 'nope' under {tmp_path.resolve() / '.promptci' / 'runs'} "
@@ -117,7 +117,7 @@ def test_on_a_server_the_argo_api_is_called_as_swagger_says(server: tuple[list[t
                                                             tmp_path: Path, action: str, request_type: str) -> None:
     calls, url = server
     env = {"ARGO_SERVER": url, "ARGO_NAMESPACE": "ci", "ARGO_TOKEN": TOKEN}
-    out = CliRunner().invoke(cli, [action, "wf-1", "--repo", str(tmp_path)], env=env)
+    out = CliRunner().invoke(cli, [action, "wf-1", "--repo-root", str(tmp_path)], env=env)
     assert out.exit_code == 0, out.output
     assert f"workflow ci/wf-1: {action} requested" in out.output and TOKEN not in out.output
     (method, path, body), = calls
@@ -150,8 +150,8 @@ def test_the_swagger_excerpt_is_argos_own() -> None:
 def test_a_server_refusal_is_one_line_without_the_token(server: tuple[list[tuple[str, str, Any]], str],
                                                          tmp_path: Path) -> None:
     _, url = server
-    out = CliRunner().invoke(cli, ["resume", "wf-1", "--repo", str(tmp_path)],
+    out = CliRunner().invoke(cli, ["resume", "wf-1", "--repo-root", str(tmp_path)],
                              env={"ARGO_SERVER": url, "ARGO_NAMESPACE": "ci", "ARGO_TOKEN": "wrong-token"})
-    assert out.exit_code == 2
+    assert out.exit_code == 1  # refused by the server: final, not a usage error and not worth a retry
     assert len(out.output.strip().splitlines()) == 1 and out.output.startswith("resume: ")
     assert "wrong-token" not in out.output

@@ -58,7 +58,7 @@ def _start(source: Path, run_id: str, log: Path, *extra: str) -> subprocess.Pope
                 "PROMPTCI_RECORDINGS_DIR": str(source / "no-recordings")})
     env.pop("PUSHGATEWAY_URL", None)
     return subprocess.Popen([sys.executable, str(REPO / "workflows" / "submit.py"), "run", "prompt",
-                             "--repo", str(source), "--run-id", run_id, *extra],
+                             "--repo-root", str(source), "--run-id", run_id, *extra],
                             cwd=source, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

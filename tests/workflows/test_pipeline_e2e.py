@@ -40,7 +40,7 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
     runner = CliRunner()
 
-    first = runner.invoke(cli, ["run", "prompt", "--repo", str(source), "--run-id", "first"])
+    first = runner.invoke(cli, ["run", "prompt", "--repo-root", str(source), "--run-id", "first"])
     assert first.exit_code == 0, first.output
     gitops = source / ".promptci" / "gitops.git"
     kustomization = yaml.safe_load(git(gitops, "show", "main:environments/dev/kustomization.yaml"))
@@ -56,7 +56,7 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     assert "| no | 2/2 |" in first_summary.split("`summarizer`")[1].splitlines()[0]
 
     # Unchanged inputs are served from the eval cache; --no-cache re-runs them.
-    one = ["run", "prompt", "--repo", str(source), "-p", "artifact-path=prompts/summarizer.json"]
+    one = ["run", "prompt", "--repo-root", str(source), "-p", "artifact-path=prompts/summarizer.json"]
     assert runner.invoke(cli, [*one, "--run-id", "cached"]).exit_code == 0
     row = "| `summarizer` | prompt | golden | 100.0% | 100.0% | 2/2 | coverage 1.00, format 1.00, safety 1.00 |"
     assert f"{row} yes | 2/2 |" in (store / "runs" / "cached" / "summary.md").read_text()
@@ -68,7 +68,7 @@ def test_samples_promote_then_a_failing_change_is_blocked(source: Path, monkeypa
     shutil.copy(source / "examples" / "failing" / "ticket-classifier.yaml",
                 source / "prompts" / "ticket-classifier.yaml")
     git(source, "-c", "user.name=dev", "-c", "user.email=dev@example.test", "commit", "-qam", "shorter prompt")
-    second = runner.invoke(cli, ["run", "prompt", "--repo", str(source), "--run-id", "second",
+    second = runner.invoke(cli, ["run", "prompt", "--repo-root", str(source), "--run-id", "second",
                                  "-p", "base-revision=HEAD~1", "-p", "git-revision=HEAD"])
     assert second.exit_code == 1, second.output
     assert git(gitops, "rev-parse", "main") == head  # nothing promoted

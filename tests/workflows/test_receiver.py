@@ -388,7 +388,7 @@ def test_serve_reports_config_problems_one_per_line(tmp_path: Path) -> None:
     cfg.write_text("defaults:\n  evall: {}\n")
     result = CliRunner().invoke(serve, ["--port", "0", "--config", str(cfg)],
                                 env={"PROMPTCI_WEBHOOK_SECRET_GITHUB": "x"})
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad config is a usage error (steps/exit_codes.py)
     assert f"{cfg}:2:3: defaults.evall" in result.output
 
 

@@ -38,9 +38,9 @@ def test_plain_invocation_runs_locally_and_a_broken_artifact_blocks_promotion(
 
 
 def test_run_rejects_bad_parameters_with_one_line(broken_prompts: Path) -> None:
-    result = CliRunner().invoke(cli, ["run", "prompt", "--repo", str(broken_prompts), "-p", "bogus=1"])
-    assert result.exit_code == 1 and "unknown parameter(s): bogus" in result.output
-    result = CliRunner().invoke(cli, ["run", "prompt", "--repo", str(broken_prompts), "-p", "no-equals"])
+    result = CliRunner().invoke(cli, ["run", "prompt", "--repo-root", str(broken_prompts), "-p", "bogus=1"])
+    assert result.exit_code == 2 and "unknown parameter(s): bogus" in result.output
+    result = CliRunner().invoke(cli, ["run", "prompt", "--repo-root", str(broken_prompts), "-p", "no-equals"])
     assert result.exit_code == 2 and "not key=value" in result.output
 
 
@@ -48,5 +48,5 @@ def test_bad_pipeline_config_prints_one_line_per_problem(tmp_path: Path) -> None
     cfg = tmp_path / "pipeline.yaml"
     cfg.write_text("defaults:\n  eval:\n    passRateThreshold: 0.5\n")
     result = CliRunner().invoke(cli, ["dump", "--out", str(tmp_path / "out"), "--config", str(cfg)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert any("pipeline.yaml:3" in line and "passRateThreshold" in line for line in result.output.splitlines())

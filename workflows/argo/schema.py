@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from config.problems import Problem, dotted
+from config.settings import get_settings
 from config.yamlio import Loaded
 
 ARGO_VERSION = "v4.1.2"
@@ -36,7 +36,7 @@ def find_schema(explicit: Path | None = None) -> Path:
     The packaged file must hash to :data:`SCHEMA_SHA256`; an explicit or env file must exist.
     Raises SchemaError with one line saying what is wrong and how to fix it.
     """
-    chosen = explicit or (Path(os.environ[SCHEMA_ENV]) if os.environ.get(SCHEMA_ENV) else None)
+    chosen = explicit or get_settings().argo_schema
     if chosen is not None:
         if not chosen.is_file():
             raise SchemaError(f"Argo schema {chosen} does not exist (from --schema or ${SCHEMA_ENV})")

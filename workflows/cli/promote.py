@@ -1,8 +1,8 @@
 """click commands for the promote stage: ``promote`` (by hand, by run id), ``rollback`` and ``status``.
 
-Module-level ``click.Command`` objects, mounted on the ``workflows/submit.py`` group.
-Exit codes: 0 done, 1 refused (nothing promoted / rolled back), 2 bad input (config,
-no signing key), 75 an infrastructure failure (store, GitOps remote): try again.
+Module-level ``click.Command`` objects, mounted on the ``promptci`` group (workflows/cli/main.py).
+Exit codes (steps/exit_codes.py): 0 done, 1 refused (nothing promoted / rolled back), 2 bad input
+(config, no signing key), 75 an infrastructure failure (store, GitOps remote): try again.
 
 The policy is the trusted one (config/policy.py): ``--config``, else ``config/pipeline.yaml``
 at ``--trusted-ref`` (default ``origin/main``, else ``main``), never the checkout's own file,
@@ -12,7 +12,6 @@ which may only tighten it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,21 @@ from rich.table import Table
 
 from config.pipeline import PromptPipelineConfig
 from config.policy import PolicyError, PolicyLoosened, effective_policy, load_trusted
+from config.settings import get_settings
+from steps.exit_codes import ExitCode
 from steps.gitops.env_status import StatusError, environment_status
 from steps.gitops.rollback import RollbackError, rollback_artifact
 from steps.promote import promote_run
-from steps.promotion.report import EXIT_TRANSIENT
 from steps.signing import SignatureError, signing_key
 from steps.stores.s3store import open_store
 from steps.stores.store import ArtifactStore, LocalStore, StoreError
+from workflows.cli.options import env_option, format_option, repo_root_option, trusted_config_option, trusted_ref_option
 
 
 class BadInput(click.ClickException):
     """Bad config or input file: printed one line per problem, exit code 2."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 def _load_config(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipelineConfig:
@@ -52,7 +53,7 @@ def _policy(path: Path | None, repo_root: Path, ref: str | None) -> PromptPipeli
     except PolicyLoosened as exc:  # a refusal, not a usage error: one line per field, exit 1
         for line in exc.lines:
             click.echo(line, err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(ExitCode.REJECTED) from None
     except PolicyError as exc:
         raise BadInput(str(exc)) from None
     for line in policy.tightened + policy.ignored:
@@ -69,8 +70,9 @@ def _key(repo_root: Path) -> bytes:
 
 def make_store(config: PromptPipelineConfig, repo_root: Path) -> ArtifactStore:
     """Return the artifact store the config names; a relative local root is relative to the repo root."""
-    root = Path(os.environ.get("PROMPTCI_STORE_ROOT", config.store.root))
-    if os.environ.get("PROMPTCI_STORE_KIND", config.store.kind) == "local":
+    settings = get_settings()
+    if (settings.store_kind or config.store.kind) == "local":
+        root = settings.store_root or Path(config.store.root)
         return LocalStore(root if root.is_absolute() else repo_root / root)
     try:
         return open_store(config.store)
@@ -78,30 +80,25 @@ def make_store(config: PromptPipelineConfig, repo_root: Path) -> ArtifactStore:
         raise BadInput(str(exc)) from None
 
 
-_repo_root = click.option("--repo-root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-                          show_default=True, help="source repository root (artifact paths are relative to it)")
-_config = click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                       help="trusted pipeline config (default: config/pipeline.yaml at --trusted-ref)")
-_ref = click.option("--trusted-ref", "ref", default=None,
-                    help="git ref the trusted policy is read from [env PROMPTCI_TRUSTED_REF; default origin/main, "
-                         "else main]")
+_repo_root = repo_root_option("source repository root (artifact paths are relative to it; default: current "
+                              "directory)")
 _workdir = click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
                         help="where to clone the GitOps repo (default: a temp dir, removed afterwards)")
 
 
 @click.command("promote")
 @click.option("--run-id", required=True, help="the pipeline run whose signed plan and eval records to promote")
-@click.option("--env", required=True, help="target environment (one of promotion.chain)")
+@env_option("target environment (one of promotion.chain)", required=True)
 @_repo_root
-@_config
-@_ref
+@trusted_config_option
+@trusted_ref_option
 @_workdir
 @click.option("--run-link", default=None, help="URL of the pipeline run, recorded in the commit")
 @click.option("--approve", is_flag=True, help="give the manual approval environments may require")
 @click.option("--dry-run", is_flag=True, help="print the diff that would be committed; commit nothing")
 @click.option("--source-revision", default="", help="evaluated source commit (default: HEAD of REPO_ROOT); "
               "its time is read from git")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option
 def promote_cmd(run_id: str, env: str, repo_root: Path, config_path: Path | None, ref: str | None,
                 workdir: Path | None, run_link: str | None, approve: bool, dry_run: bool, source_revision: str,
                 fmt: str) -> None:
@@ -120,13 +117,13 @@ def promote_cmd(run_id: str, env: str, repo_root: Path, config_path: Path | None
 
 @click.command("rollback")
 @click.argument("artifact")
-@click.option("--env", required=True, help="environment to roll back in")
+@env_option("environment to roll back in", required=True)
 @click.option("--to", "to", default=None, metavar="VERSION|REVISION",
               help="artifact version, or GitOps commit sha (prefix), to restore; "
                    "default: the previous distinct content")
 @_repo_root
-@_config
-@_ref
+@trusted_config_option
+@trusted_ref_option
 @_workdir
 def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, config_path: Path | None,
                  ref: str | None, workdir: Path | None) -> None:
@@ -146,10 +143,10 @@ def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, confi
                                    store=make_store(config, repo_root), key=key)
     except RollbackError as exc:
         click.echo(f"error: rollback of {artifact} in {env}: {exc}", err=True)
-        raise SystemExit(EXIT_TRANSIENT if exc.transient else 1) from None
+        raise SystemExit(ExitCode.TRANSIENT if exc.transient else ExitCode.REJECTED) from None
     click.echo(result.render())
     if result.infra:
-        raise SystemExit(EXIT_TRANSIENT)
+        raise SystemExit(ExitCode.TRANSIENT)
 
 
 def status_table(data: dict[str, Any]) -> Table:
@@ -169,10 +166,10 @@ def status_table(data: dict[str, Any]) -> Table:
 
 @click.command("status")
 @_repo_root
-@_config
-@_ref
+@trusted_config_option
+@trusted_ref_option
 @_workdir
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def status_cmd(repo_root: Path, config_path: Path | None, ref: str | None, workdir: Path | None,
                fmt: str) -> None:
     """Show, for each artifact, the version and content hash live in each environment."""
@@ -181,7 +178,7 @@ def status_cmd(repo_root: Path, config_path: Path | None, ref: str | None, workd
         status = environment_status(config, repo_root, workdir)
     except StatusError as exc:
         click.echo(f"error: cannot read the GitOps repo: {exc}", err=True)
-        raise SystemExit(EXIT_TRANSIENT) from None
+        raise SystemExit(ExitCode.TRANSIENT) from None
     data = status.as_dict()
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))

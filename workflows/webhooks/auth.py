@@ -18,6 +18,12 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,16 @@ class WebhookSecrets:
     bitbucket: bytes | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], prefix: str = "PROMPTCI_WEBHOOK_SECRET_") -> WebhookSecrets:
-        """Return the secrets from ``<prefix>GITHUB``, ``…GITLAB``, ``…GITEA``, ``…BITBUCKET`` (unset/empty = off)."""
-        return cls(**{f.name: (environ.get(prefix + f.name.upper()) or "").encode() or None for f in fields(cls)})
+    def from_settings(cls, settings: Settings) -> WebhookSecrets:
+        """Return the secrets of ``PROMPTCI_WEBHOOK_SECRET_GITHUB``, ``…_GITLAB``, ``…_GITEA``, ``…_BITBUCKET``.
+
+        Unset or empty: that host is off.
+        """
+        def raw(value: SecretStr | None) -> bytes | None:
+            return value.get_secret_value().encode() or None if value is not None else None
+
+        return cls(github=raw(settings.webhook_secret_github), gitlab=raw(settings.webhook_secret_gitlab),
+                   gitea=raw(settings.webhook_secret_gitea), bitbucket=raw(settings.webhook_secret_bitbucket))
 
     def get(self, host: str) -> bytes | None:
         value: bytes | None = getattr(self, host, None)

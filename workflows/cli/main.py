@@ -1,0 +1,110 @@
+"""``promptci``: the command group, and the one place its exit code is decided.
+
+``main()`` is the console entry point (``[project.scripts] promptci``; ``python workflows/submit.py``
+calls it too). Every command ends through it, so the exit-code policy (steps/exit_codes.py) holds
+for all of them: 0 ok, 1 rejected, 2 usage or internal error, 75 transient. An exception no command
+expected is one line on stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+from steps.exit_codes import ExitCode, exit_code_for
+
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(invoke_without_command=True, context_settings=HELP)
+@click.version_option(package_name="promptci", prog_name="promptci")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """promptci: CI/CD for prompts, model configs, RAG configs and guardrail policies, on Argo Workflows.
+
+    Run the pipelines locally (`run`), or dump, lint, register and submit their WorkflowTemplates on
+    an Argo Server; promote, roll back and inspect environments; receive webhooks (`serve`).
+    With no command and no Argo server configured (ARGO_SERVER unset), runs the pipelines locally.
+
+    Exit codes: 0 ok, 1 rejected by a check or gate, 2 usage or internal error, 75 transient (retry).
+    """
+    if ctx.invoked_subcommand is None:
+        from workflows.cli.run import run_cmd
+
+        if os.environ.get("ARGO_SERVER"):
+            click.echo(ctx.get_help())
+            click.echo("\nARGO_SERVER is set: choose `submit` (on Argo) or `run` (locally).", err=True)
+            ctx.exit(ExitCode.USAGE)
+        ctx.invoke(run_cmd)
+
+
+def _mount() -> None:
+    """Add every command to the group (one module per command, under workflows/cli/)."""
+    from workflows.cli.config_cmd import config_cmd
+    from workflows.cli.control import resume_cmd, stop_cmd
+    from workflows.cli.dump import dump_cmd
+    from workflows.cli.lint import lint_cmd
+    from workflows.cli.promote import promote_cmd, rollback_cmd, status_cmd
+    from workflows.cli.register import register_cmd
+    from workflows.cli.run import run_cmd
+    from workflows.cli.serve import serve
+    from workflows.cli.submit import submit_cmd
+
+    for cmd in (dump_cmd, lint_cmd, register_cmd, submit_cmd, run_cmd, resume_cmd, stop_cmd, promote_cmd,
+                rollback_cmd, status_cmd, serve, config_cmd):
+        cli.add_command(cmd)
+
+
+_mount()
+
+
+def error_lines(exc: BaseException) -> list[str]:
+    """Return what the user sees for an exception that ended a command: its own lines, else one line.
+
+    Bad configuration (pipeline config, policy, ``PROMPTCI_*`` settings) lists its problems, one
+    line each; anything else is one line naming the exception, said to be a promptci bug.
+    """
+    from config.pipeline import ConfigError
+    from config.policy import PolicyError
+    from config.settings import SettingsError
+
+    if isinstance(exc, ConfigError):
+        return [p.format() for p in exc.problems]
+    if isinstance(exc, PolicyError | SettingsError):
+        return list(exc.lines)
+    first = (str(exc).splitlines() or [""])[0][:300]
+    return [f"promptci: {type(exc).__name__}{': ' + first if first else ''} "
+            "(an internal error: please report it)"]
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the ``promptci`` command line and exit with the policy's code (steps/exit_codes.py)."""
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="promptci", standalone_mode=False)
+        code = exit_code_for(SystemExit(rv if isinstance(rv, int) else None))
+    except click.ClickException as exc:
+        exc.show()
+        code = exit_code_for(exc)
+    except click.Abort:
+        click.echo("promptci: aborted", err=True)
+        code = ExitCode.USAGE
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+        code = exit_code_for(exc)
+    except KeyboardInterrupt:
+        click.echo("promptci: interrupted", err=True)
+        code = ExitCode.USAGE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 2, never a traceback
+        for line in error_lines(exc):
+            click.echo(line, err=True)
+        code = exit_code_for(exc)
+    sys.stdout.flush()
+    sys.exit(int(code))
+
+
+__all__ = ["cli", "error_lines", "main"]
