@@ -195,10 +195,20 @@ class ResolvedConfig(_Strict):
         return EvalThresholds.model_validate(data)
 
 
+class EvalSettings(_Strict):
+    """How the eval stage runs (not what it must reach: that is ``defaults.eval``)."""
+
+    max_shards: int = Field(default=8, ge=1, le=64,
+                            description="most eval tasks (pods) one run starts: the changed items are packed "
+                                        "into min(items, max_shards) shards balanced by test runs. The trusted "
+                                        "policy decides it; a revision's own config may only lower it")
+
+
 class PromptPipelineConfig(_Strict):
     """The whole pipeline configuration (``config/pipeline.yaml``)."""
 
     defaults: Defaults = Field(default_factory=Defaults)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     overrides: list[Override] = Field(default_factory=list)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     gitops: GitOpsConfig = Field(default_factory=GitOpsConfig)

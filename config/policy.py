@@ -14,10 +14,12 @@ ship, so the commit must not be able to write them. The trusted policy is, in or
 
 The revision under test may still carry its own ``config/pipeline.yaml``. A change there
 may only tighten the gates it touches (:func:`loosenings`); when it does, the tightened
-gates apply. Anything looser is refused with one line per field, trusted value then
-proposed value. Settings that are not gates (GitOps repo, store, triggers, artifact
-directories) always come from the trusted policy: a change to them takes effect once it
-is on the trusted ref. See docs/promote.md, "Threat model".
+gates apply. ``eval.max_shards`` (the eval fan-out's width, so the pods a run may start) is
+treated like a gate that may only go down: a revision may lower it, never raise it.
+Anything looser is refused with one line per field, trusted value then proposed value.
+Settings that are not gates (GitOps repo, store, triggers, artifact directories) always
+come from the trusted policy: a change to them takes effect once it is on the trusted ref.
+See docs/promote.md, "Threat model".
 """
 
 from __future__ import annotations
@@ -225,6 +227,9 @@ def loosenings(trusted: PromptPipelineConfig, proposed: PromptPipelineConfig, wh
     ``artifact_ids``; a loosening already shown for the defaults is not repeated per override.
     """
     lines: list[str] = []
+    if proposed.eval.max_shards > trusted.eval.max_shards:  # a wider fan-out is more pods: only the trusted say
+        lines.append(f"{where}: eval.max_shards: trusted {trusted.eval.max_shards}, proposed "
+                     f"{proposed.eval.max_shards}: a change under test may only tighten a gate")
     seen: set[tuple[str, str, str]] = set()
     for aid in _ids(trusted, proposed, extra=artifact_ids):
         scope = "defaults" if aid == "" else f"artifacts matching '{aid}'"

@@ -1,6 +1,6 @@
 """The signed records the pipeline keeps in the artifact store, and where they live.
 
-* ``runs/{run}/plan.json``: plan's list of eval items (kind ``promptci.plan``);
+* ``runs/{run}/plan.json``: plan's eval items and shards (kind ``promptci.plan``, version 2);
 * ``runs/{run}/{artifact}/{dataset}/record.json``: one eval branch's record (kind
   ``promptci.eval-record``): its verdict (``BranchResult``) and the full measured
   ``EvalResult`` (every repeat of every test), exactly as eval wrote them;
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from steps.contracts import BranchResult, EvalItem
+from steps.contracts import BranchResult, EvalItem, Shard
 from steps.eval_results import EvalResult
 from steps.signing import SignatureError, sign, verify
 from steps.stores.store import ArtifactStore, baseline_key, run_key
@@ -54,14 +54,44 @@ class EvalRecord(BaseModel):
 
 
 class PlanRecord(BaseModel):
-    """Plan's list of eval branches for one run, signed by plan."""
+    """Plan's eval items for one run and the shards the eval tasks run, signed by plan (validate).
+
+    ``items``: every changed item, cached ones included (promote and summary act on all of
+    them); ``shards``: only the items still to run, packed by steps/shards.py. An eval task
+    reads its shard here by index, never from a parameter. Version 1 (no shards) is refused.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["promptci.plan"] = "promptci.plan"
-    version: int = 1
+    version: Literal[2] = 2
     run_id: str
     items: list[EvalItem]
+    shards: list[Shard] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shards_hold_planned_items(self) -> PlanRecord:
+        planned = {(i.artifact_id, i.dataset): i for i in self.items}
+        seen: set[tuple[str, str]] = set()
+        for n, shard in enumerate(self.shards):
+            if shard.index != n:
+                raise ValueError(f"shard {n} has index {shard.index}")
+            if not shard.items:
+                raise ValueError(f"shard {n} is empty")
+            for it in shard.items:
+                key = (it.artifact_id, it.dataset)
+                if planned.get(key) != it:
+                    raise ValueError(f"shard {n} holds {it.artifact_id}/{it.dataset}, which is not planned as such")
+                if key in seen:
+                    raise ValueError(f"{it.artifact_id}/{it.dataset} is in two shards")
+                seen.add(key)
+        return self
+
+    def shard(self, index: int) -> Shard:
+        """Return shard ``index``; RecordError when the plan has no such shard."""
+        if not 0 <= index < len(self.shards):
+            raise RecordError(f"the plan of run {self.run_id} has no shard {index} (it has {len(self.shards)})")
+        return self.shards[index]
 
 
 def plan_key(run_id: str) -> str:
@@ -108,6 +138,22 @@ def decode_plan(data: bytes, key: bytes, what: str) -> PlanRecord:
     return _decode(PlanRecord, PLAN_KIND, data, key, what)
 
 
+def read_plan(store: ArtifactStore, run_id: str, key: bytes) -> PlanRecord:
+    """Return run ``run_id``'s verified plan (eval tasks read their shard here, promote its items).
+
+    Raises RecordError when it is absent, unsigned, altered, malformed or of another run
+    (nothing it claims can be trusted), StoreError when the store is away.
+    """
+    name = plan_key(run_id)
+    data = store.get_bytes(name)
+    if data is None:
+        raise RecordError(f"run {run_id} has no plan in the store ({name}); was it planned?")
+    plan = decode_plan(data, key, name)
+    if plan.run_id != run_id:
+        raise RecordError(f"{name} belongs to run {plan.run_id}, not {run_id}")
+    return plan
+
+
 def put_signed(store: ArtifactStore, key_name: str, record: EvalRecord | PlanRecord, key: bytes) -> bytes:
     """Store ``record`` signed at ``key_name``; return the bytes written. Raises StoreError."""
     data = encode(record, key)
@@ -134,4 +180,4 @@ def read_baseline(store: ArtifactStore, env: str, artifact_id: str, dataset: str
 
 
 __all__ = ["EvalRecord", "PlanRecord", "RecordError", "plan_key", "record_key", "content_record_key",
-           "encode", "decode_record", "decode_plan", "put_signed", "read_record", "read_baseline"]
+           "encode", "decode_record", "decode_plan", "read_plan", "put_signed", "read_record", "read_baseline"]

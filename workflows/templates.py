@@ -1,17 +1,27 @@
 """The WorkflowTemplates: one per artifact type, all from :func:`build_template`.
 
-Shape (the ``pipeline`` DAG)::
+Shape (the ``pipeline`` DAG; ``summary`` is the exit handler, ``onExit``)::
 
-    lint ─┐
-          ├─> plan ─> eval (withParam: one branch per changed artifact × dataset) ─┐
- validate ┘       └─> approval (suspend, only when the env's gate asks) ───────────┴─> promote
+    lint ───────────┐
+                    ├─> eval (withParam: one task per shard, at most eval.max_shards) ─┐
+    validate (+plan)┤                                                                  ├─> promote
+                    └─> approval (suspend, only when the env's gate asks) ─────────────┘
 
 Design notes (the why):
 * The repository reaches every pod as the ``source`` git input artifact
   (``{{workflow.parameters.repo-url}}`` at ``{{workflow.parameters.git-revision}}``), full
-  history so plan can diff against ``base-revision``; ``workingDir`` is that checkout.
+  history so validate can plan against ``base-revision``; ``workingDir`` is that checkout.
 * Only ids, paths, hashes and verdicts travel in parameters (JSON via ``to_wire``): never
   prompt text, so Argo never sees ``{{…}}`` from a user's artifact.
+* validate checks the artifacts and, when they are valid, plans the run (steps/run_plan.py):
+  changed items, the cache checked there (a hit never starts a task), the rest packed into
+  shards (steps/shards.py), the plan signed into the store. Its outputs are ``shards`` (the
+  fan-out list of ShardRefs), ``count`` (items promote acts on; 0 skips promote) and
+  ``needs-approval``. One level fewer than a separate plan task: one pod start less per run.
+* Each eval task gets one ShardRef; it reads its items from the signed plan by run id and
+  index, never from a parameter. An empty ``shards`` list makes Argo mark ``eval`` Skipped
+  ("Skipped, empty params", dag.go executeDAGTask), which promote's bare ``depends`` accepts:
+  cached items still reach promote when their content is not live yet.
 * ``retryStrategy`` retries pod-level errors and exit code 75 (transient) only; a failed
   quality gate exits 1 and is final.
 * S3/MinIO is configured once, in the artifact repository ConfigMap named by
@@ -50,7 +60,6 @@ from hera.workflows.models import (
     Volume,
     VolumeMount,
 )
-from hera.workflows.script import RunnerScriptConstructor
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.artifacts import ArtifactType
@@ -58,6 +67,7 @@ from config.pipeline import PromptPipelineConfig, load_pipeline_config
 from steps import metric_names
 from workflows import stages
 from workflows.cluster_config import CONFIG_MAP_NAME, CONFIG_PATH, MOUNT_DIR
+from workflows.stage_script import StageScriptConstructor
 
 TYPE_LABEL = "promptci.dev/artifact-type"
 SOURCE_ARTIFACT = "source"
@@ -106,12 +116,14 @@ class StageSettings(BaseModel):
 def _default_stages() -> dict[str, StageSettings]:
     return {
         "lint": StageSettings(deadline_seconds=300),
-        "validate": StageSettings(deadline_seconds=300),
-        # plan writes the run's plan to the store (summary and promote read it there): it needs the store's keys.
-        # promptci-signing holds PROMPTCI_SIGNING_KEY: plan and eval sign what they store, promote verifies.
-        "plan": StageSettings(deadline_seconds=300, secrets=["promptci-store", "promptci-signing"]),
+        # validate plans the run: it settles cache hits and writes the signed plan to the store (eval, promote and
+        # summary read it there), so it needs the store's keys. promptci-signing holds PROMPTCI_SIGNING_KEY:
+        # validate and eval sign what they store, promote verifies.
+        "validate": StageSettings(deadline_seconds=600, memory_limit="1Gi",
+                                  secrets=["promptci-store", "promptci-signing"]),
+        # One eval pod runs a whole shard (up to ~items / eval.max_shards items), hence the longer deadline.
         "eval": StageSettings(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi",
-                              deadline_seconds=1800,
+                              deadline_seconds=3600,
                               secrets=["promptci-provider-keys", "promptci-store", "promptci-signing"]),
         "promote": StageSettings(deadline_seconds=600, service_account="promptci-promoter",
                                  secrets=["promptci-gitops", "promptci-store", "promptci-signing"]),
@@ -161,7 +173,8 @@ def _wf(name: str) -> str:
 
 
 def _plan_out(name: str) -> str:
-    return "{{tasks.plan.outputs.parameters." + name + "}}"
+    """Return a reference to one of the plan's outputs (validate plans the run)."""
+    return "{{tasks.validate.outputs.parameters." + name + "}}"
 
 
 def _source_artifact(settings: PipelineSettings) -> GitArtifact:
@@ -185,7 +198,7 @@ def _stage_script(stage: str, function: Any, artifact_type: ArtifactType,
     return Script(
         name=stage,
         source=function.wrapped_function,
-        constructor=RunnerScriptConstructor(outputs_directory=OUTPUTS_DIR),
+        constructor=StageScriptConstructor(outputs_directory=OUTPUTS_DIR),  # the thin entry: workflows/stage_entry.py
         image=s.image or settings.image,
         image_pull_policy=settings.image_pull_policy,
         command=list(STEP_COMMAND),
@@ -252,8 +265,7 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
     ) as wt:
         lint_t = _stage_script("lint", stages.lint, artifact_type, settings)
         validate_t = _stage_script("validate", stages.validate, artifact_type, settings)
-        plan_t = _stage_script("plan", stages.plan, artifact_type, settings)
-        eval_t = _stage_script("eval", stages.eval_branch, artifact_type, settings)
+        eval_t = _stage_script("eval", stages.eval_shard, artifact_type, settings)
         promote_t = _stage_script("promote", stages.promote, artifact_type, settings)
         _stage_script("summary", stages.summary, artifact_type, settings,
                       [Env(name=stages.WORKFLOW_STATUS_ENV, value="{{workflow.status}}")])
@@ -261,15 +273,14 @@ def build_template(artifact_type: ArtifactType, settings: PipelineSettings) -> W
         with DAG(name=ENTRYPOINT):
             path = {"artifact-path": _wf("artifact-path")}
             lint_t(name="lint", arguments=path)
-            validate_t(name="validate", arguments=path)
-            plan_t(name="plan", depends="lint && validate", arguments={
+            validate_t(name="validate", arguments={
                 **path, "artifact-type": artifact_type.value, "git-revision": _wf("git-revision"),
                 "base-revision": _wf("base-revision"), "target-environment": _wf("target-environment"),
-                "dry-run": _wf("dry-run")})
-            eval_t(name="eval", depends="lint && validate && plan", with_param=_plan_out("items"),
-                   arguments={"item": "{{item}}", "target-environment": _wf("target-environment"),
+                "dry-run": _wf("dry-run"), "no-cache": _wf("no-cache")})
+            eval_t(name="eval", depends="lint && validate", with_param=_plan_out("shards"),
+                   arguments={"shard": "{{item}}", "target-environment": _wf("target-environment"),
                               "no-cache": _wf("no-cache")})
-            approval_t(name="approval", depends="plan", when=_plan_out("needs-approval") + " == true")
+            approval_t(name="approval", depends="lint && validate", when=_plan_out("needs-approval") + " == true")
             promote_t(name="promote", depends="eval && approval", when=_plan_out("count") + " > 0",
                       arguments={"target-environment": _wf("target-environment"),
                                  "dry-run": _wf("dry-run"), "approved": _plan_out("needs-approval"),

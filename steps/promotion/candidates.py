@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.yamlio import LoadError, parse_text
+from steps import records
 from steps.contracts import EvalItem, content_hash
 from steps.gitops.configmaps import LayoutError, data_key
 from steps.gitops.layout import one_line
 from steps.promotion.report import ArtifactOutcome, Refusal
-from steps.records import RECORD_FILE, EvalRecord, RecordError, decode_plan, plan_key, read_record, record_key
+from steps.records import RECORD_FILE, EvalRecord, RecordError, read_record, record_key
 from steps.stores.store import ArtifactStore
 
 
@@ -39,16 +40,10 @@ class Candidate:
 
 def read_plan(store: ArtifactStore, run_id: str, key: bytes) -> list[EvalItem]:
     """Return the run's planned eval items. Raises PlanMissing (absent, unsigned, altered) or StoreError."""
-    data = store.get_bytes(plan_key(run_id))
-    if data is None:
-        raise PlanMissing(f"run {run_id} has no plan in the store ({plan_key(run_id)}); was it planned?")
     try:
-        plan = decode_plan(data, key, plan_key(run_id))
+        return records.read_plan(store, run_id, key).items
     except RecordError as exc:
         raise PlanMissing(str(exc)) from None
-    if plan.run_id != run_id:
-        raise PlanMissing(f"{plan_key(run_id)} belongs to run {plan.run_id}, not {run_id}")
-    return plan.items
 
 
 def _check_record(c: Candidate, item: EvalItem, rec: EvalRecord, run_id: str) -> None:

@@ -6,6 +6,9 @@ environment (``PROMPTCI_S3_BUCKET``, ``PROMPTCI_S3_PREFIX``,
 Credentials only ever come from boto3's default chain (environment, mounted
 secret files, IRSA), never from config. Transient errors are retried with
 tenacity; what still fails raises StoreError, which fails the stage.
+
+boto3, botocore and tenacity are imported when an ``S3Store`` is made, not with this module: a stage
+whose store is the local disk never pays for them (``open_store`` lives here, and every stage calls it).
 """
 
 from __future__ import annotations
@@ -13,11 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from config.pipeline import StoreConfig
 from steps.stores.store import ArtifactStore, LocalStore, StoreError
@@ -29,6 +27,8 @@ ATTEMPTS = int(os.environ.get("PROMPTCI_S3_ATTEMPTS", "5"))
 
 
 def _transient(exc: BaseException) -> bool:
+    from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+
     if isinstance(exc, EndpointConnectionError | ConnectionError):
         return True
     if isinstance(exc, ClientError):
@@ -45,6 +45,10 @@ class S3Store:
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, client: Any = None, attempts: int = ATTEMPTS):
+        import boto3
+        from botocore.config import Config as BotoConfig
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
         self.bucket = bucket
         # tenacity does the retrying (botocore's own retries are off so attempts are not multiplied).
         self._retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
@@ -57,6 +61,8 @@ class S3Store:
                               read_timeout=30, s3={"addressing_style": "path"} if endpoint_url else None))
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return self._retrying(fn)()
         except (BotoCoreError, ClientError) as exc:
@@ -70,6 +76,8 @@ class S3Store:
 
     def get_bytes(self, key: str) -> bytes | None:
         """Return the object at ``key`` or None when it does not exist."""
+        from botocore.exceptions import ClientError
+
         def get() -> bytes | None:
             try:
                 body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]

@@ -46,3 +46,20 @@ def test_k_of_n_cannot_exceed_repeats(tmp_path: Path):
     with pytest.raises(ConfigError) as exc:
         load_pipeline_config(p)
     assert "k_of_n (3) cannot exceed repeats (2)" in exc.value.problems[0].message
+
+
+@pytest.mark.parametrize("text, field", [
+    ("eval:\n  max_shards: 0\n", "eval.max_shards"),
+    ("eval:\n  max_shards: 65\n", "eval.max_shards"),
+    ("eval:\n  maxShards: 4\n", "eval.maxShards"),
+])
+def test_max_shards_is_strict(tmp_path: Path, text: str, field: str):
+    with pytest.raises(ConfigError) as exc:
+        load_pipeline_config(write(tmp_path, text))
+    [problem] = exc.value.problems
+    assert f":2:3: {field}:" in problem.format()
+
+
+def test_max_shards_defaults_to_eight():
+    assert load_pipeline_config().eval.max_shards == 8
+    assert load_pipeline_config(None).eval.model_dump() == {"max_shards": 8}

@@ -52,6 +52,7 @@ def _cfg(**changes: Any) -> PromptPipelineConfig:
      "defaults: promotion.environments.prod.min_pass_rate: trusted 0.95, proposed 0.8"),
     ({"promotion__chain": ["dev", "prod"], "promotion__environments": {}},
      "defaults: promotion.chain: trusted ['dev', 'staging', 'prod'], proposed ['dev', 'prod']"),
+    ({"eval__max_shards": 64}, "config/pipeline.yaml: eval.max_shards: trusted 8, proposed 64"),
 ])
 def test_each_loosened_field_is_one_line_with_both_values(change: dict[str, Any], line: str) -> None:
     lines = loosenings(_cfg(), _cfg(**change))
@@ -63,7 +64,7 @@ def test_tightening_and_equal_are_not_loosenings() -> None:
     assert loosenings(_cfg(), _cfg()) == []
     tighter = _cfg(defaults__eval__min_pass_rate=0.9, defaults__eval__max_regression=0.0,
                    defaults__datasets=[], promotion__chain=["dev", "staging", "canary", "prod"],
-                   defaults__eval__k_of_n=3)
+                   defaults__eval__k_of_n=3, eval__max_shards=2)
     assert loosenings(_cfg(), tighter) == []
 
 
@@ -141,3 +142,22 @@ def test_guardrail_and_rag_gates_are_tighten_only_too() -> None:
     assert loosenings(trusted, _cfg(promotion__environments__prod__min_recall=0.99,
                                     promotion__environments__prod__max_false_positive_rate=0.0,
                                     defaults__eval__min_mrr=0.6)) == []
+
+
+def test_the_trusted_policy_decides_the_fan_out_width_a_revision_may_only_lower_it(tmp_path: Path) -> None:
+    trusted = yaml.safe_load(yaml.safe_dump(TRUSTED))
+    trusted["eval"] = {"max_shards": 4}
+    repo = _git_repo(tmp_path / "repo", trusted)
+    wider = yaml.safe_load(yaml.safe_dump(trusted))
+    wider["eval"]["max_shards"] = 32
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(wider))
+    with pytest.raises(PolicyLoosened) as exc:
+        effective_policy(repo)
+    assert exc.value.lines == ["config/pipeline.yaml: eval.max_shards: trusted 4, proposed 32: "
+                               "a change under test may only tighten a gate"]
+    narrower = yaml.safe_load(yaml.safe_dump(trusted))
+    narrower["eval"]["max_shards"] = 2
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(narrower))
+    assert effective_policy(repo).config.eval.max_shards == 2
+    (repo / "config/pipeline.yaml").unlink()
+    assert effective_policy(repo).config.eval.max_shards == 4

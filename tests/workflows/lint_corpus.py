@@ -63,14 +63,15 @@ def _steps_template(m: M) -> None:
     m["spec"]["templates"].append({"name": "two-steps", "steps": [
         [{"name": "first", "template": "lint", "arguments": {"parameters": [
             {"name": "artifact-path", "value": "{{workflow.parameters.artifact-path}}"}]}}],
-        [{"name": "second", "template": "validate", "arguments": {"parameters": [
+        [{"name": "second", "template": "lint", "arguments": {"parameters": [
             {"name": "artifact-path", "value": "{{steps.first.outputs.result}}-{{steps.first.status}}"}]}}]]})
 
 
 def _artifact_output(m: M) -> None:
-    tpl(m, "plan").setdefault("outputs", {})["artifacts"] = [{"name": "report", "path": "/tmp/report.md"}]
+    tpl(m, "validate").setdefault("outputs", {})["artifacts"] = [{"name": "report", "path": "/tmp/report.md"}]
     tpl(m, "eval")["inputs"]["artifacts"].append({"name": "report", "path": "/tmp/in/report.md"})
-    task(m, "eval")["arguments"]["artifacts"] = [{"name": "report", "from": "{{tasks.plan.outputs.artifacts.report}}"}]
+    task(m, "eval")["arguments"]["artifacts"] = [{"name": "report",
+                                                  "from": "{{tasks.validate.outputs.artifacts.report}}"}]
 
 
 def _two_types(m: M) -> None:
@@ -88,14 +89,14 @@ def _metric(field: str, value: Any) -> Callable[[M], None]:
 
 
 def _mixed_depends(m: M) -> None:
-    task(m, "plan").pop("depends")
-    task(m, "plan")["dependencies"] = ["lint", "validate"]
+    task(m, "eval").pop("depends")
+    task(m, "eval")["dependencies"] = ["lint", "validate"]
 
 
 V = "workflow/validate/validate.go"
 CASES: list[Case] = [
     # --- rejected by Argo, accepted by the old lint (issue 10) ---------------------------------
-    Case("depends x.Completed", _set(["__task__", "plan", "depends"], "lint.Completed && validate"),
+    Case("depends x.Completed", _set(["__task__", "eval", "depends"], "lint.Completed && validate"),
          "task result 'Completed' for task 'lint' is invalid", "workflow/common/ancestry.go ValidateTaskResults"),
     Case("metric name with '-'", _metric("name", "prompt-pipeline-result"),
          "metric name 'prompt-pipeline-result' is invalid", f"{V} validateTemplate; workflow/metrics/util.go"),
@@ -111,7 +112,7 @@ CASES: list[Case] = [
     # --- rejected by Argo and by the old lint ----------------------------------------------------
     Case("dependency cycle", _set(["__task__", "lint", "depends"], "promote"),
          "dependency cycle detected", f"{V} verifyNoCycles"),
-    Case("undefined dependency", _set(["__task__", "eval", "depends"], "plan && ghost"),
+    Case("undefined dependency", _set(["__task__", "eval", "depends"], "validate && ghost"),
          "dependency 'ghost' not defined", f"{V} validateDAG"),
     Case("undefined task template", _set(["__task__", "validate", "template"], "nowhere"),
          "template name 'nowhere' undefined", f"{V} validateTemplateHolder"),
@@ -129,22 +130,22 @@ CASES: list[Case] = [
     Case("invalid parameter name", _set(["__warg__", "dry-run", "name"], "dry run"),
          "Parameter/Artifact name must consist of alpha-numeric characters", f"{V} isValidParamOrArtifactName"),
     Case("input parameter not supplied",
-         lambda m: task(m, "plan")["arguments"].update(parameters=[
-             p for p in task(m, "plan")["arguments"]["parameters"] if p["name"] != "git-revision"]),
+         lambda m: task(m, "validate")["arguments"].update(parameters=[
+             p for p in task(m, "validate")["arguments"]["parameters"] if p["name"] != "git-revision"]),
          "inputs.parameters.git-revision was not supplied", "workflow/common/util.go ProcessArgs"),
     Case("task argument without a value", lambda m: arg(m, "lint", "artifact-path").pop("value"),
          "artifact-path.value or templates.pipeline.tasks.lint.arguments.artifact-path.valueFrom is required",
          f"{V} validateArgumentsValues"),
     Case("undeclared input variable", lambda m: env(m, "lint", "{{inputs.parameters.nope}}"),
          "failed to resolve {{inputs.parameters.nope}}", f"{V} resolveAllVariables"),
-    Case("item.key outside a fan-out", _set(["__targ__", "plan", "artifact-path", "value"], "{{item.path}}"),
+    Case("item.key outside a fan-out", _set(["__targ__", "validate", "artifact-path", "value"], "{{item.path}}"),
          "failed to resolve {{item.path}}", f"{V} addItemsToScope"),
     Case("status of a task that is not an ancestor",
          _set(["__task__", "lint", "when"], "{{tasks.promote.status}} == Succeeded"),
          "failed to resolve {{tasks.promote.status}}", f"{V} addOutputsToScope (isAncestor)"),
     Case("argument from a task that is not an ancestor",
-         _set(["__targ__", "lint", "artifact-path", "value"], "{{tasks.eval.outputs.parameters.result}}"),
-         "missing dependency 'eval' for parameter 'artifact-path'", f"{V} validateDAGTaskArgumentDependency"),
+         _set(["__targ__", "lint", "artifact-path", "value"], "{{tasks.validate.outputs.parameters.count}}"),
+         "missing dependency 'validate' for parameter 'artifact-path'", f"{V} validateDAGTaskArgumentDependency"),
     Case("unknown workflow label", lambda m: env(m, "lint", "{{workflow.labels.team}}"),
          "failed to resolve {{workflow.labels.team}}", f"{V} Workflow (labelSources)"),
     Case("metric without help", _metric("help", ""), "must contain a help string", f"{V} validateTemplate"),
@@ -158,8 +159,8 @@ CASES: list[Case] = [
     Case("parallelism on a script template", _set(["__tpl__", "lint", "parallelism"], 2),
          "templates.lint.parallelism is only valid for steps and dag templates", f"{V} validateLeaf"),
     Case("items-based condition on a task without items", _set(["__task__", "promote", "depends"],
-                                                                "plan.AnySucceeded && approval"),
-         "dependency 'plan' uses an items-based condition", f"{V} validateDAG"),
+                                                                "validate.AnySucceeded && approval"),
+         "dependency 'validate' uses an items-based condition", f"{V} validateDAG"),
     Case("continueOn with depends", _set(["__task__", "lint", "continueOn"], {"failed": True}),
          "cannot use 'continueOn' when using 'depends'", f"{V} validateDAG"),
     Case("task name starting with a digit", _set(["__task__", "approval", "name"], "1approval"),
@@ -187,7 +188,7 @@ CASES: list[Case] = [
     Case("unknown {{workflow.parameters.*}} in a WorkflowTemplate",
          lambda m: env(m, "lint", "{{workflow.parameters.typo}}"), None,
          f"{V} resolveAllVariables (workflowTemplateValidation)"),
-    Case("bare {{item}} outside a fan-out (a warning)", _set(["__targ__", "plan", "artifact-path", "value"],
+    Case("bare {{item}} outside a fan-out (a warning)", _set(["__targ__", "validate", "artifact-path", "value"],
                                                              "{{item}}"),
          None, "workflow/common/common.go GlobalVarValidWorkflowVariablePrefix ('item.', not 'item')"),
     Case("expression tag", lambda m: env(m, "lint", "{{=sprig.env('HOME')}}"), None,

@@ -86,7 +86,7 @@ def test_a_workflow_is_stricter_than_a_template(manifest: dict[str, Any]) -> Non
 
 def test_lint_command_on_files_names_file_and_line(tmp_path: Path, manifest: dict[str, Any]) -> None:
     m = copy.deepcopy(manifest)
-    next(t for t in m["spec"]["templates"][-1]["dag"]["tasks"] if t["name"] == "eval")["depends"] = "plan && ghost"
+    next(t for t in m["spec"]["templates"][-1]["dag"]["tasks"] if t["name"] == "eval")["depends"] = "validate && ghost"
     (tmp_path / "bad.yaml").write_text(to_yaml(m))
     result = CliRunner().invoke(cli, ["lint", str(tmp_path)])
     assert result.exit_code == 1

@@ -155,7 +155,7 @@ def test_in_a_container_the_local_disk_profile_is_refused(tmp_path: Path, step_i
                                       "--executor", "container", "--secrets-dir", str(tmp_path / "secrets")],
                                 env={"PUSHGATEWAY_URL": "", "ARGO_SERVER": ""})
     assert result.exit_code == 1, result.output
-    plan = src / ".promptci" / "runs" / "local-profile" / "tasks" / "plan" / "stderr.txt"
+    plan = src / ".promptci" / "runs" / "local-profile" / "tasks" / "validate" / "stderr.txt"  # validate plans
     lines = plan.read_text().splitlines()
     assert lines[0].startswith("store.kind: 'local'") and lines[1].startswith("gitops.repo_url:")
     assert "refusing to run with a local-disk profile in a pod" in lines[2]

@@ -70,17 +70,17 @@ class ScriptedPods:
     """An executor whose pods do nothing: each attempt ends in the phase the test scripted for its node
     (``eval(0)``) or task (``eval``); unscripted attempts succeed."""
 
-    def __init__(self, phases: dict[str, list[str]], eval_branches: int):
+    def __init__(self, phases: dict[str, list[str]], eval_branches: int, count: int | None = None):
         self.phases = {task: list(p) for task, p in phases.items()}
-        self.items = json.dumps([{"id": f"a{i}"} for i in range(eval_branches)])
-        self.count = str(eval_branches)
+        self.shards = json.dumps([{"index": i, "items": 1, "tests": 3} for i in range(eval_branches)])
+        self.count = str(eval_branches if count is None else count)
 
     def run(self, request: StepRequest) -> StepResult:
         task = request.node.split("(")[0]
         queue = self.phases.get(request.node, self.phases.get(task, []))
         phase = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else "Succeeded")
-        outputs = {"plan": {"items": self.items, "count": self.count, "needs-approval": "false"},
-                   "eval": {"result": "{}"}}.get(task, {}) if phase == "Succeeded" else {}
+        outputs = {"validate": {"shards": self.shards, "count": self.count, "needs-approval": "false"}
+                   }.get(task, {}) if phase == "Succeeded" else {}
         request.attempt_dir.mkdir(parents=True, exist_ok=True)
         out, err = request.attempt_dir / "stdout.txt", request.attempt_dir / "stderr.txt"
         out.write_text("")
@@ -153,7 +153,7 @@ def test_local_runs_publish_the_series_argo_would_with_argos_counts(local: dict[
     assert counts[_stage("prompt", "lint", "Succeeded")] == 2
     assert counts[_stage("prompt", "summary", "Succeeded")] == 2
     assert counts[_stage("prompt", "promote", "Succeeded")] == 1  # omitted in the failing run: no emission
-    assert counts[_stage("model-config", "plan", "Succeeded")] == 1
+    assert counts[_stage("model-config", "validate", "Succeeded")] == 1
     assert not [k for k in counts if dict(k[1])["stage"] == "approval"]
     runs = {dict(k[1])["result"]: v for k, v in local.items()
             if k[0] == metric_names.DURATION_SERIES + "_count" and dict(k[1])["artifact_type"] == "prompt"}

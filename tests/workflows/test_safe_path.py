@@ -1,7 +1,7 @@
 """A repo under test cannot replace the step's code: the templates run ``python -P``.
 
 ``python -m`` puts the working directory (the checkout) first on ``sys.path``. A repo holding its
-own ``workflows/stages.py`` or ``hera/`` package would then run its code in a pod that holds the
+own ``workflows/`` (the stage entry's package) or ``hera/`` package would then run its code in a pod that holds the
 provider keys and the GitOps token. The container test (tests/workflows/test_container_pipeline.py)
 shows the same in the step image.
 """
@@ -65,10 +65,12 @@ def test_a_checkout_with_its_own_workflows_and_hera_is_not_imported(repo: Path) 
     assert "prompts: ok" in (result.run_dir / "tasks" / "lint" / "stdout.txt").read_text()
     assert not (repo / MARKER).exists()
 
-    # The control: the same entry without -P imports the checkout's hera/ (this is the bug -P closes).
+    # The control: the same command without -P imports the checkout's workflows/ (the bug -P closes).
     args = repo / "args.json"
     args.write_text('[{"name": "artifact-path", "value": "prompts"}]')
-    subprocess.run([sys.executable, "-m", "hera.workflows.runner", "-e", "workflows.stages:lint", str(args)],
+    lint = next(t for t in manifest["spec"]["templates"] if t["name"] == "lint")["script"]
+    assert lint["command"][1:] == ["-P"]
+    subprocess.run([sys.executable, *lint["args"], str(args)],
                    cwd=repo, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True,
                    check=False)
     assert (repo / MARKER).exists()

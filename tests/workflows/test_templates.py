@@ -54,15 +54,22 @@ def test_dag_shape(dumped: Path) -> None:
         tasks = _tasks(doc)
         assert "depends" not in tasks["lint"] and "dependencies" not in tasks["lint"]
         assert "depends" not in tasks["validate"] and "dependencies" not in tasks["validate"]
+        assert "plan" not in tasks  # validate plans: lint ∥ validate(+plan) → eval shards → promote
         ev = tasks["eval"]
-        assert {"lint", "validate", "plan"} <= set(ev["depends"].replace("&&", " ").split())
-        assert ev["withParam"] == "{{tasks.plan.outputs.parameters.items}}"
+        assert set(ev["depends"].replace("&&", " ").split()) == {"lint", "validate"}
+        assert ev["withParam"] == "{{tasks.validate.outputs.parameters.shards}}"
+        assert {p["name"]: p["value"] for p in ev["arguments"]["parameters"]}["shard"] == "{{item}}"
         assert "eval" in tasks["promote"]["depends"].replace("&&", " ").split()
+        assert tasks["promote"]["when"] == "{{tasks.validate.outputs.parameters.count}} > 0"
         # Promote reads the run's signed records from the store: no result travels as a parameter.
         args = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
         assert set(args) == {"target-environment", "dry-run", "approved", "git-revision"}
-        assert tasks["approval"]["when"] == "{{tasks.plan.outputs.parameters.needs-approval}} == true"
+        assert tasks["approval"]["when"] == "{{tasks.validate.outputs.parameters.needs-approval}} == true"
+        assert set(tasks["approval"]["depends"].replace("&&", " ").split()) == {"lint", "validate"}
         assert "approval" in tasks["promote"]["depends"]
+        validate = next(t for t in doc["spec"]["templates"] if t["name"] == "validate")
+        outputs = {p["name"] for p in validate["outputs"]["parameters"]}
+        assert outputs == {"shards", "count", "needs-approval"}
 
 
 def test_every_step_reads_the_policy_from_the_mounted_configmap(dumped: Path) -> None:
@@ -78,8 +85,9 @@ def test_every_step_reads_the_policy_from_the_mounted_configmap(dumped: Path) ->
             assert {"name": "PROMPTCI_CONFIG", "value": "/etc/promptci/pipeline.yaml"} in script["env"]
             assert script["volumeMounts"] == [{"mountPath": "/etc/promptci", "name": "pipeline-config",
                                                "readOnly": True}]
-            if tpl["name"] in ("plan", "eval", "promote"):
+            if tpl["name"] in ("validate", "eval", "promote"):  # validate signs the plan now
                 assert {"secretRef": {"name": "promptci-signing", "optional": True}} in script["envFrom"]
+                assert {"secretRef": {"name": "promptci-store", "optional": True}} in script["envFrom"]
 
 
 def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
@@ -96,7 +104,7 @@ def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
         assert hist["name"] == metric_names.DURATION and hist["help"] == metric_names.DURATION_HELP
         assert hist["histogram"]["value"] == "{{workflow.duration}}"
         scripts = {t["name"]: t for t in spec["templates"] if "script" in t}
-        assert set(scripts) == {"lint", "validate", "plan", "eval", "promote", "summary"}
+        assert set(scripts) == {"lint", "validate", "eval", "promote", "summary"}
         assert spec["onExit"] == "summary"  # the run summary is written whatever happened
         for name, tpl in scripts.items():
             counter = tpl["metrics"]["prometheus"][0]
@@ -106,7 +114,7 @@ def test_stage_settings_parameters_and_metrics(dumped: Path) -> None:
             # Retries are for transient failures only: a failed gate (exit 1) is final.
             assert "exitCode == \"75\"" in tpl["retryStrategy"]["expression"]
             assert tpl["activeDeadlineSeconds"] and tpl["script"]["image"]
-            assert tpl["script"]["args"][:3] == ["-m", "hera.workflows.runner", "-e"]
+            assert tpl["script"]["args"][:2] == ["-m", "workflows.stage_entry"]  # the thin entry, not Hera's runner
             git = tpl["inputs"]["artifacts"][0]["git"]
             assert git["repo"] == "{{workflow.parameters.repo-url}}"
         assert scripts["eval"]["script"]["resources"]["requests"]["memory"] == "1Gi"

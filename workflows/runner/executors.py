@@ -5,10 +5,10 @@ fan-out, deadlines of the workflow, phases. An :class:`Executor` runs *one attem
 one script node, the part Argo hands to a pod, and reports what the pod would report:
 exit code, output parameters, stdout, logs, start and finish times.
 
-* :class:`ProcessExecutor` runs the step as a subprocess of this interpreter
-  (``python -m hera.workflows.runner ...`` as the pod's command does), the ``git`` input
-  artifact mapped to the local checkout and every other container path into the
-  attempt's directory.
+* :class:`ProcessExecutor` runs the step as a subprocess of this interpreter (the template's
+  command and args, as the pod runs them: ``python -P -m workflows.stage_entry ...``), the
+  ``git`` input artifact mapped to the local checkout and every other container path into
+  the attempt's directory.
 * A container executor (workflows/runner/container.py, another change) runs the same
   request in a container as Argo's pod would.
 

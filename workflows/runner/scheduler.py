@@ -5,7 +5,7 @@ parameters, retry strategies and suspend/script templates, decides what runs whe
 Argo's controller does), and hands each attempt of a script node to an
 :class:`~workflows.runner.executors.Executor` (by default the
 :class:`~workflows.runner.executors.ProcessExecutor`, which runs the step the way a pod
-does, ``python -m hera.workflows.runner -e module:function ARGS_FILE``, in a subprocess).
+does, the template's command and args then the script file, in a subprocess).
 
 Local mapping of cluster concepts (documented in docs/pipelines.md):
 * the ``git`` input artifact is the local checkout (``repo_root``); ``workingDir`` and any

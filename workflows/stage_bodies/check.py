@@ -1,8 +1,9 @@
-"""The lint and validate stages: check the artifacts under a path, one line per problem."""
+"""The lint and validate stages: check the artifacts under a path, one line per problem (validate then plans)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from workflows.stage_bodies.common import repo_root
 
@@ -30,6 +31,13 @@ def lint(artifact_path: str) -> None:
     problems_stage("lint", artifact_path)
 
 
-def validate(artifact_path: str) -> None:
-    """Validate the artifacts under ``artifact-path`` against their schemas and the model catalog."""
+def validate(artifact_path: str, artifact_type: str, git_revision: str, base_revision: str,
+             target_environment: str, dry_run: str, no_cache: str, shards: Path, count: Path,
+             needs_approval: Path) -> None:
+    """Validate the artifacts under ``artifact-path`` against their schemas and the model catalog, then,
+    when they are valid, plan the run (stage_bodies/plan.py): validate's outputs are the plan's."""
     problems_stage("validate", artifact_path)
+    from workflows.stage_bodies.plan import plan
+
+    plan(artifact_path, artifact_type, git_revision, base_revision, target_environment, dry_run, no_cache,
+         shards=shards, count=count, needs_approval=needs_approval)

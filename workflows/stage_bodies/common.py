@@ -14,19 +14,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
+
+from steps.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from config.pipeline import PromptPipelineConfig
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TRANSIENT = 75
+EXIT_FAILED = ExitCode.REJECTED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_TRANSIENT = ExitCode.TRANSIENT
 CONFIG_ENV = "PROMPTCI_CONFIG"
 RUN_ID_ENV = "PROMPTCI_RUN_ID"
 RUN_LINK_ENV = "PROMPTCI_RUN_LINK"
 WORKFLOW_STATUS_ENV = "PROMPTCI_WORKFLOW_STATUS"
-BRANCH_FILE = "branch.json"
 # Errors worth another attempt: the network, a provider or the store being briefly away.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
@@ -81,31 +82,8 @@ def truthy(value: str | bool) -> bool:
     return value if isinstance(value, bool) else value.strip().lower() in {"true", "1", "yes"}
 
 
-def save(config: PromptPipelineConfig, key: str, obj: Any) -> None:
-    """Store ``obj`` as JSON at ``key`` in the artifact store; exit 75 (retry) when the store is away."""
-    from steps.stores.s3store import open_store
-    from steps.stores.store import StoreError, put_json
-
-    try:
-        put_json(open_store(config.store), key, obj)
-    except StoreError as exc:
-        print(f"store: cannot write {key}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TRANSIENT)
-
-
-def save_plan(config: PromptPipelineConfig, root: Path, items: list[Any]) -> None:
-    """Store the run's plan signed (promote trusts nothing else); exit 75 when the store is away."""
-    from steps.records import PlanRecord, plan_key, put_signed
-    from steps.signing import SignatureError, signing_key
-    from steps.stores.s3store import open_store
-    from steps.stores.store import StoreError
-
-    try:
-        put_signed(open_store(config.store), plan_key(run_id()), PlanRecord(run_id=run_id(), items=items),
-                   signing_key(root, create=True))
-    except SignatureError as exc:
-        print(f"plan: cannot sign the plan: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    except StoreError as exc:
-        print(f"store: cannot write the plan: {exc}", file=sys.stderr)
-        sys.exit(EXIT_TRANSIENT)
+def fail(code: int, *lines: str) -> NoReturn:
+    """Print ``lines`` to stderr (one per problem) and end the stage with ``code`` (steps/exit_codes.py)."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.exit(code)

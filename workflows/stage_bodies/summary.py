@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from workflows.stage_bodies.common import BRANCH_FILE, WORKFLOW_STATUS_ENV, repo_root, run_id
+from workflows.stage_bodies.common import WORKFLOW_STATUS_ENV, repo_root, run_id
 
 
 def summary() -> None:
@@ -21,7 +21,7 @@ def summary() -> None:
     from pydantic import ValidationError
 
     from config.policy import PolicyError, load_trusted
-    from steps.contracts import BranchResult, EvalItem
+    from steps.contracts import BRANCH_FILE, BranchResult, EvalItem
     from steps.records import plan_key
     from steps.reports import write_run_summary
     from steps.stores.s3store import open_store
@@ -35,7 +35,7 @@ def summary() -> None:
         store = open_store(config.store)
         planned = get_json(store, plan_key(rid))
         if planned is None:
-            print(f"summary: run {rid} {status}; no eval was planned (lint, validate or plan did not pass)")
+            print(f"summary: run {rid} {status}; no eval was planned (lint or validate did not pass)")
             return
         results = []
         for raw in planned.get("items", []) if isinstance(planned, dict) else []:
@@ -43,7 +43,7 @@ def summary() -> None:
             stored = get_json(store, run_key(rid, item.artifact_id, item.dataset, BRANCH_FILE))
             if stored is None:
                 results.append(BranchResult(**item.model_dump(), status="error",
-                                            reasons=["no result: the branch crashed, timed out or never ran"]))
+                                            reasons=["no result: its eval shard crashed, timed out or never ran"]))
             else:
                 results.append(BranchResult.model_validate(stored))
         text = write_run_summary(results, store, rid)
