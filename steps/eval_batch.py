@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from steps.eval_results import EvalResult, ResultsError, parse_results
 from steps.eval_run import check_runs, local_server
 from steps.eval_spec import BranchError, Prepared, SpecError, TransientBranchError
 
+log = logging.getLogger(__name__)
 PROMPT_LABEL = "promptci"
 
 
@@ -248,6 +250,8 @@ def measure_batch(parts: list[Part], work_dir: Path, no_cache: bool
             ready.append(k)
         except (BranchError, SpecError) as exc:
             out[k] = exc if isinstance(exc, BranchError) else BranchError(str(exc))
+        except Exception as exc:  # fail closed, this item only
+            out[k] = _crash(exc)
     if ready:
         _run_ready([parts[k] for k in ready], ready, out, work_dir, no_cache)
     return [o if o is not None else BranchError("promptfoo produced no result for this item") for o in out]
@@ -299,3 +303,11 @@ def _run_ready(parts: list[Part], where: list[int], out: list[Any], work_dir: Pa
             out[pos] = _outcome(part, k, doc, work_dir, proc)
         except BranchError as exc:
             out[pos] = exc
+        except Exception as exc:  # fail closed, this item only
+            out[pos] = _crash(exc)
+
+
+def _crash(exc: Exception) -> BranchError:
+    """Return the error of an item whose setup or split crashed (logged with its traceback)."""
+    log.exception("an item of the shard crashed")
+    return BranchError(f"eval stage crashed: {type(exc).__name__}: {exc}")

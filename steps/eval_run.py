@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from config.settings import get_settings
 from steps import eval_cache, promptfoo
 from steps.eval_results import EvalResult, ResultsError, load_result, parse_results
 from steps.eval_spec import BranchError, Prepared, TransientBranchError
@@ -57,8 +58,8 @@ def local_server(providers: list[dict[str, Any]], work_dir: Path) -> Any:
     env = dict(os.environ)
     try:
         with local_model.serving(env, log_path=work_dir / "local-model.log"):
-            url = env[local_model.URL_ENV]
-            if not local_model.wait_ready(url, local_model.ready_timeout()):
+            url = get_settings(env).local_base_url  # serving() set it: the run's server, or this branch's
+            if not url or not local_model.wait_ready(url, local_model.ready_timeout()):
                 raise TransientBranchError(f"the local model server at {url} is not answering /v1/models")
             for p in served:
                 p["config"]["apiBaseUrl"] = url

@@ -10,7 +10,6 @@ tests, a variable without a value, a model not in the catalog...) raises
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from config.artifacts import GuardrailPolicyArtifact, PromptArtifact, RagConfigArtifact, TestCase
 from config.catalog import load_catalog
 from config.pipeline import EvalThresholds, PromptPipelineConfig
+from config.settings import get_settings
 from config.yamlio import LoadError
 from steps import eval_cache, promptfoo
 from steps.artifact_files import ArtifactFile, load_artifact
@@ -116,7 +116,7 @@ def _providers(art: PromptArtifact, model: ResolvedModel, mode: Mode, repo_root:
 
 def _grader_model(canonical: str) -> str:
     """Return the grader model for live runs: ``$PROMPTCI_GRADER_MODEL`` or the prompt's own model."""
-    return os.environ.get("PROMPTCI_GRADER_MODEL") or canonical
+    return get_settings().grader_model or canonical
 
 
 def _record(result_path: Path, prepared: list[promptfoo.PreparedTest], repo_root: Path, artifact_id: str,

@@ -30,7 +30,6 @@ Design notes (the why):
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from hera.workflows import (
@@ -64,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.artifacts import ArtifactType
 from config.pipeline import PromptPipelineConfig, load_pipeline_config
+from config.settings import get_settings
 from steps import metric_names
 from workflows import stages
 from workflows.cluster_config import CONFIG_MAP_NAME, CONFIG_PATH, MOUNT_DIR
@@ -159,8 +159,9 @@ class PipelineSettings(BaseModel):
         Raises ConfigError (one problem per line) when the pipeline config is invalid.
         """
         kwargs: dict[str, Any] = {"pipeline": load_pipeline_config(config_path)}
-        if os.environ.get(IMAGE_ENV):
-            kwargs["image"] = os.environ[IMAGE_ENV]
+        image = get_settings().image
+        if image:
+            kwargs["image"] = image
         return cls(**kwargs)
 
     def stage(self, name: str) -> StageSettings:

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from config.pipeline import StoreConfig
+from config.settings import get_settings
 from steps.stores.store import ArtifactStore, LocalStore, StoreError
 
 T = TypeVar("T")
 TRANSIENT_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown",
                    "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException"}
-ATTEMPTS = int(os.environ.get("PROMPTCI_S3_ATTEMPTS", "5"))
 
 
 def _transient(exc: BaseException) -> bool:
@@ -44,13 +44,14 @@ class S3Store:
     """An ``ArtifactStore`` in one bucket under an optional key prefix."""
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 region: str | None = None, client: Any = None, attempts: int = ATTEMPTS):
+                 region: str | None = None, client: Any = None, attempts: int | None = None):
         import boto3
         from botocore.config import Config as BotoConfig
         from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
         self.bucket = bucket
         # tenacity does the retrying (botocore's own retries are off so attempts are not multiplied).
+        attempts = attempts or get_settings().s3_attempts  # PROMPTCI_S3_ATTEMPTS, default 5
         self._retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
                                wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -111,13 +112,12 @@ def open_store(cfg: StoreConfig, env: dict[str, str] | None = None) -> ArtifactS
     Raises StoreError when an S3 store has no bucket.
     """
     env = dict(os.environ) if env is None else env
-    kind = env.get("PROMPTCI_STORE_KIND", cfg.kind)
-    if kind == "local":
-        return LocalStore(env.get("PROMPTCI_STORE_ROOT", cfg.root))
-    bucket = env.get("PROMPTCI_S3_BUCKET") or cfg.bucket
+    settings = get_settings(env)
+    if (settings.store_kind or cfg.kind) == "local":
+        return LocalStore(settings.store_root or cfg.root)
+    bucket = settings.s3_bucket or cfg.bucket
     if not bucket:
         raise StoreError("store.kind is 's3' but no bucket is set (store.bucket or PROMPTCI_S3_BUCKET)")
-    return S3Store(bucket, env.get("PROMPTCI_S3_PREFIX", cfg.prefix),
-                   endpoint_url=env.get("PROMPTCI_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL")
-                   or cfg.endpoint_url,
+    return S3Store(bucket, settings.s3_prefix if settings.s3_prefix is not None else cfg.prefix,
+                   endpoint_url=settings.s3_endpoint_url or env.get("AWS_ENDPOINT_URL") or cfg.endpoint_url,
                    region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cfg.region)

@@ -8,10 +8,11 @@ promptfoo/promptfoo, and in the pinned install's dist):
   ``isProviderAllowed``/``doesProviderRefMatch`` match a reference against a provider's label exactly, as a
   ``ref:`` prefix or as a ``ref*`` wildcard (``steps.eval_batch.shard_label`` keeps labels clear of all three);
 * ``appendRunEvalOptionsForTestCase`` loops ``repeatIndex`` from 0 to
-  ``normalizeRepeatCount(testCase.options?.repeat, globalRepeat)`` for each test (in the pinned 0.121.20 and in
-  0.123.1's dist; the github snapshot the search tools hold predates the per-test ``repeat`` and loops
-  ``options.repeat``). Each row gets ``repeatIndex`` counted per test, which ``recorded.js`` uses to pick
-  the response of that repeat, so a shard replays exactly what the item alone replays.
+  ``normalizeRepeatCount(testCase.options?.repeat, globalRepeat)`` for each test (read in the pinned
+  0.123.1's dist, node_modules/promptfoo/dist/src/evaluator-*.js, and in 0.121.20's; the github snapshot the
+  search tools hold predates the per-test ``repeat`` and loops ``options.repeat``). Each row gets
+  ``repeatIndex`` counted per test, which ``recorded.js`` uses to pick the response of that repeat
+  (``responses[repeat]``), so a shard replays exactly what the item alone replays.
 
 If a promptfoo upgrade dropped either, these tests fail: rows would cross items (wrong run counts, an
 error per item) or repeats would collapse (``check_runs`` makes that an error).

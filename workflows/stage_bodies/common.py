@@ -11,7 +11,6 @@ The repository is the working directory (the template sets ``workingDir`` to whe
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -74,7 +73,9 @@ def refuse_in_pod(config: PromptPipelineConfig) -> None:
 
 def run_id() -> str:
     """Return the run id: the local runner's, or the Argo workflow name (set in the template env)."""
-    return os.environ.get(RUN_ID_ENV) or "local"
+    from config.settings import get_settings
+
+    return get_settings().run_id or "local"
 
 
 def truthy(value: str | bool) -> bool:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from workflows.stage_bodies.common import EXIT_USAGE, RUN_LINK_ENV, load_config, repo_root, run_id, truthy
+from workflows.stage_bodies.common import EXIT_USAGE, load_config, repo_root, run_id, truthy
 
 
 def promote(target_environment: str, dry_run: str, approved: str, git_revision: str) -> None:
@@ -14,6 +13,7 @@ def promote(target_environment: str, dry_run: str, approved: str, git_revision: 
     Reads the run's signed plan and eval records from the store by run id (never from
     parameters). Exit code: 0 promoted, 1 refused, 75 infrastructure failure (retried).
     """
+    from config.settings import get_settings
     from steps.promote import promote_run
     from steps.signing import SignatureError, signing_key
     from steps.stores.s3store import open_store
@@ -29,6 +29,6 @@ def promote(target_environment: str, dry_run: str, approved: str, git_revision: 
         sys.exit(EXIT_USAGE)
     report = promote_run(run_id(), env=target_environment, repo_root=root, config=config, store=store, key=key,
                          approved=truthy(approved), dry_run=truthy(dry_run), source_revision=git_revision,
-                         run_link=os.environ.get(RUN_LINK_ENV))
+                         run_link=get_settings().run_link)
     print(report.render())
     sys.exit(report.exit_code)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from workflows.stage_bodies.common import WORKFLOW_STATUS_ENV, repo_root, run_id
+from workflows.stage_bodies.common import repo_root, run_id
 
 
 def summary() -> None:
@@ -21,6 +19,7 @@ def summary() -> None:
     from pydantic import ValidationError
 
     from config.policy import PolicyError, load_trusted
+    from config.settings import get_settings
     from steps.contracts import BRANCH_FILE, BranchResult, EvalItem
     from steps.records import plan_key
     from steps.reports import write_run_summary
@@ -29,7 +28,7 @@ def summary() -> None:
 
     root = repo_root()
     rid = run_id()
-    status = os.environ.get(WORKFLOW_STATUS_ENV, "Unknown")
+    status = get_settings().workflow_status or "Unknown"
     try:
         config = load_trusted(root)[0]
         store = open_store(config.store)
