@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from steps.promptfoo import (  # noqa: E402
     default_command,
     promptfoo_env,
     promptfoo_home,
+    state_dir,
     write_json,
 )
 
@@ -63,12 +65,15 @@ def main() -> None:
         evals = ["eval", "-c", str(cfg), "-o", str(work / "results.json"), "-j", "2", "--repeat", "1",
                  "--no-table", "--no-progress-bar", "--no-share", "--no-cache"]
         runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        timed([*node, "--version"], work, env)  # warm the page cache for both
-        timed([*npx, "--version"], work, env)
-        for _ in range(ROUNDS):
-            for what, extra in (("--version", ["--version"]), ("eval 2 tests", evals)):
-                for way, cmd in (("npx", npx), ("node direct", node)):
-                    runs.setdefault((what, way), []).append(timed([*cmd, *extra], work, env))
+        try:
+            timed([*node, "--version"], work, env)  # warm the page cache for both
+            timed([*npx, "--version"], work, env)
+            for _ in range(ROUNDS):
+                for what, extra in (("--version", ["--version"]), ("eval 2 tests", evals)):
+                    for way, cmd in (("npx", npx), ("node direct", node)):
+                        runs.setdefault((what, way), []).append(timed([*cmd, *extra], work, env))
+        finally:
+            shutil.rmtree(state_dir(work), ignore_errors=True)  # promptfoo's state, as run_promptfoo removes it
     load1 = os.getloadavg()
     print(f"promptfoo per call, {ROUNDS} rounds alternating; load {load0[0]:.2f} -> {load1[0]:.2f} (1-min avg)")
     print(f"{'call':<14}{'way':<13}{'wall s (median)':>17}{'CPU s (median)':>16}")

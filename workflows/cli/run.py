@@ -33,7 +33,7 @@ from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
 @click.option("--approve", is_flag=True,
               help="approve manual-approval gates at once (without it a suspend waits for `resume RUN_ID`)")
 @click.option("--no-cache", is_flag=True, help="re-run every eval branch (same as -p no-cache=true)")
-@click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: template's)")
+@click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: the cores)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @repo_root_option("the source checkout (default: current directory)")
 @click.option("--executor", type=click.Choice(["process", "container"]), default="process", show_default=True,

@@ -110,6 +110,9 @@ class StepResult:
     finished: float
     extra: dict[str, Any] = field(default_factory=dict)
     """Executor-specific facts worth recording (an image digest, a container id...)."""
+    cpu_seconds: float | None = None
+    """User + system CPU seconds of the attempt's processes (the step and the children it waited for);
+    None when the executor cannot measure it cheaply."""
 
 
 class Executor(Protocol):
@@ -258,11 +261,7 @@ class ProcessExecutor:
             with self._lock:
                 self._procs.add(proc)
             try:
-                code = proc.wait(timeout=timeout)
-                deadline_hit = False
-            except subprocess.TimeoutExpired:
-                lifecycle.kill_group(proc.pid)
-                code, deadline_hit = proc.wait(), True
+                code, deadline_hit, cpu = wait_with_usage(proc, timeout)
             finally:
                 lifecycle.kill_group(proc.pid)  # nothing the step started outlives it (as with a pod)
                 with self._lock:
@@ -274,4 +273,32 @@ class ProcessExecutor:
                                     cancelled=ctx.cancelled.reason if ctx.cancelled.is_set() else None,
                                     missing=missing)
         return StepResult(phase=phase, message=message, exit_code=code, outputs=outputs, result=result,
-                          stdout_path=stdout, stderr_path=stderr, started=started, finished=finished)
+                          stdout_path=stdout, stderr_path=stderr, started=started, finished=finished,
+                          cpu_seconds=cpu)
+
+
+def wait_with_usage(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, bool, float]:
+    """Wait for ``proc``; return (exit code, whether ``timeout`` killed it, CPU seconds it used).
+
+    ``os.wait4`` reaps the step and reports its resource usage, which includes every child the
+    step waited for (promptfoo's node process under the Python step): the CPU-s of the attempt
+    at no cost. A timer kills the step's process group when ``timeout`` passes, as
+    ``Popen.wait(timeout)`` followed by a kill did. The exit code is Popen's: ``-N`` for signal N.
+    """
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        lifecycle.kill_group(proc.pid)
+
+    timer = threading.Timer(timeout, expire) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    return proc.returncode, expired.is_set(), usage.ru_utime + usage.ru_stime

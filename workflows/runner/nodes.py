@@ -36,6 +36,21 @@ def item_text(item: Any) -> str:
     return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
 
 
+def task_arguments(task: Mapping[str, Any], item: Any, scope: Mapping[str, str]) -> dict[str, str]:
+    """Return the task's argument values, ``{{item}}`` (and ``{{item.KEY}}``) and ``scope`` substituted.
+
+    What Argo passes the node's template (common.ProcessArgs); the scheduler also uses it to
+    show a fan-out child's arguments before the child starts. Raises UnresolvedVariable.
+    """
+    local = dict(scope)
+    if item is not None:
+        local["item"] = item_text(item)
+        if isinstance(item, dict):
+            local.update({f"item.{k}": item_text(v) for k, v in item.items()})
+    return {p["name"]: substitute(str(p.get("value", "")), local)
+            for p in (task.get("arguments") or {}).get("parameters", [])}
+
+
 def references_result(dag_template: Mapping[str, Any], task: str) -> bool:
     """Return whether the DAG template references ``tasks.<task>.outputs.result``.
 
@@ -76,7 +91,7 @@ class NodeRunner:
         try:
             if tpl is None:
                 raise RunError(f"template '{task['template']}' does not exist")
-            inputs = self._inputs(tpl, task, item, scope)
+            inputs = node.inputs = self._inputs(tpl, task, item, scope)
             atomic_write(task_dir / "inputs.json", json.dumps(inputs, indent=2))
             if "suspend" in tpl:
                 self._suspend(node, tpl)
@@ -92,13 +107,7 @@ class NodeRunner:
 
     def _inputs(self, tpl: Mapping[str, Any], task: Mapping[str, Any], item: Any,
                 scope: Mapping[str, str]) -> dict[str, str]:
-        local = dict(scope)
-        if item is not None:
-            local["item"] = item_text(item)
-            if isinstance(item, dict):
-                local.update({f"item.{k}": item_text(v) for k, v in item.items()})
-        args = {p["name"]: substitute(str(p.get("value", "")), local)
-                for p in (task.get("arguments") or {}).get("parameters", [])}
+        args = task_arguments(task, item, scope)
         values: dict[str, str] = {}
         for p in (tpl.get("inputs") or {}).get("parameters", []):
             name = p["name"]
@@ -200,6 +209,8 @@ class NodeRunner:
         step = self.executor.run(request)
         node.status, node.message, node.exit_code = step.phase, step.message, step.exit_code
         node.attempt_phases.append(step.phase)
+        if step.cpu_seconds is not None:
+            node.cpu_seconds = (node.cpu_seconds or 0.0) + step.cpu_seconds
         if step.exit_code is not None:  # a step that never started leaves the last attempt's values
             node.outputs, node.result = step.outputs, step.result
         return step

@@ -40,6 +40,12 @@ class NodeRecord:
     outputs: dict[str, str] = field(default_factory=dict)
     result: str | None = None
     dir: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    """The node's input parameters: a fan-out child's arguments once it is created, all of them once it starts
+    (the progress view reads an eval shard's counts from its ``shard`` input)."""
+    cpu_seconds: float | None = None
+    """User + system CPU seconds of the step's processes over all its attempts, or None when the
+    executor does not measure it (the process executor does, from ``wait4``)."""
 
     @property
     def duration(self) -> float:
@@ -61,6 +67,8 @@ class RunResult:
     finished: float
     nodes: list[NodeRecord]
     tasks: dict[str, str]
+    unstarted: list[NodeRecord] = field(default_factory=list)
+    """Fan-out children that never started (the run failed or was stopped first): Pending, with their inputs."""
 
     @property
     def ok(self) -> bool:

@@ -47,16 +47,30 @@ from workflows.runner.dag import FULFILLED, TaskNode, assess_dag_phase, depends_
 from workflows.runner.executors import Cancellation, Executor, ProcessExecutor, RunContext
 from workflows.runner.expr import ExpressionError, UnresolvedVariable, depends_names, eval_condition, substitute
 from workflows.runner.metrics import record_metrics
-from workflows.runner.nodes import POLL_SECONDS, NodeRunner, references_result
+from workflows.runner.nodes import POLL_SECONDS, NodeRunner, references_result, task_arguments
 from workflows.runner.records import NodeRecord, RunError, RunResult, UnsupportedFeature
 from workflows.runner.supported import check_supported, parse_duration
 
 __all__ = ["DEFAULT_RUNS_DIR", "NodeRecord", "RunError", "RunResult", "UnsupportedFeature", "check_supported",
-           "new_run_id", "record_metrics", "run_pipeline", "run_template", "verify_checkout"]
+           "default_parallelism", "new_run_id", "record_metrics", "run_pipeline", "run_template", "verify_checkout"]
 
 DEFAULT_RUNS_DIR = Path(".promptci/runs")
 DEADLINE_MESSAGE = "Step exceeded its deadline"  # exec_control.go applyExecutionControl
 STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # exec_control.go (two spaces, as Argo writes it)
+
+
+def default_parallelism() -> int:
+    """Return how many steps a local run runs at once when not told: the CPUs this process may use.
+
+    Its CPU affinity (a container's or ``taskset``'s limit), else ``os.cpu_count()``; at least 1.
+    Eval steps are CPU-bound (node + promptfoo, replaying recordings): more of them at once than
+    cores only adds memory and contention (issue 16; figures in docs/pipelines.md). The template's
+    ``spec.parallelism`` (the cluster's setting) still caps it, and ``--parallelism`` replaces it.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return max(1, os.cpu_count() or 1)
 
 
 def new_run_id() -> str:
@@ -75,8 +89,8 @@ class _Run:
         self.spec = manifest["spec"]
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.run_id = run_id
-        limits = [p for p in (parallelism, self.spec.get("parallelism")) if p]
-        self.parallelism = int(min(limits)) if limits else 4
+        limits = [p for p in (parallelism or default_parallelism(), self.spec.get("parallelism")) if p]
+        self.parallelism = int(min(limits))
         self.on_event = on_event or (lambda _n: None)
         self.nodes: list[NodeRecord] = []
         self.cancelled = Cancellation()
@@ -90,6 +104,7 @@ class _Run:
         self.scope: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in self.wf_params.items()}
         self.scope.update({"workflow.name": run_id, "workflow.namespace": "local", "workflow.uid": run_id})
         self.aggregate_errors: dict[str, str] = {}
+        self.unstarted: list[NodeRecord] = []
 
     def _workflow_params(self, given: Mapping[str, str]) -> dict[str, str]:
         declared = {p["name"]: p for p in (self.spec.get("arguments") or {}).get("parameters", [])}
@@ -178,6 +193,7 @@ class _Run:
             except BaseException:  # Ctrl-C, SIGTERM, a crash: stop the steps, so the pool can wind down
                 self._cancel("interrupted")
                 raise
+        self.unstarted = [n for n, _, _ in pending if n.task in groups]
         status = {name: n.phase for name, n in graph.items()}
         for name, task in tasks.items():
             if name not in status and phase == "Running":  # never became ready: a cycle; fail closed
@@ -263,6 +279,19 @@ class _Run:
                                 for i in range(len(items))]
                 graph[name] = TaskNode("Running", children=["Pending"] * len(items))
                 pending.extend((node, task, item) for node, item in zip(groups[name], items, strict=True))
+                self._announce(groups[name], task, items)
+
+    def _announce(self, children: list[NodeRecord], task: Mapping[str, Any], items: list[Any]) -> None:
+        """Report a fan-out's children as Pending, with their arguments, before any of them starts.
+
+        So the progress view knows the whole fan-out (shards k/n, the tests still to run)
+        while the parallelism limit holds most children back. A child whose arguments cannot
+        be resolved yet is reported without them; starting it reports the error.
+        """
+        for node, item in zip(children, items, strict=True):
+            with contextlib.suppress(UnresolvedVariable, ExpressionError):
+                node.inputs = task_arguments(task, item, self.scope)
+            self.on_event(node)
 
     @staticmethod
     def _ancestors(name: str, deps: Mapping[str, list[str]]) -> set[str]:
@@ -456,7 +485,7 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         if close is not None:
             close()  # e.g. the container executor's removals: nothing of the run outlives run.json
     result = RunResult(run_id=rid, run_dir=run_dir, status=status, message=message, started=started,
-                       finished=time.time(), nodes=list(run.nodes), tasks=tasks)
+                       finished=time.time(), nodes=list(run.nodes), tasks=tasks, unstarted=run.unstarted)
     summary = {"run_id": rid, "template": manifest.get("metadata", {}).get("name"), "status": status,
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],
