@@ -146,6 +146,9 @@ class Settings(BaseSettings):
         "Command that runs promptfoo, split like a shell would (default: the pinned install)"))
     eval_jobs: int = Field(default=8, description=(
         "promptfoo's -j: concurrent provider calls of one eval (at least 1)"))
+    # The local runner sets it to its parallelism: more shards than step slots only add process starts.
+    eval_shards_cap: int | None = Field(default=None, ge=1, description=(
+        "Caps eval shards below eval.max_shards (local runs: the parallelism)"))
 
     # The local runner and the webhook receiver
     runner_token: str | None = Field(default=None, description=(

@@ -281,6 +281,10 @@ def _run_ready(parts: list[Part], where: list[int], out: list[Any], work_dir: Pa
         for k in where:
             out[k] = exc
         return
+    except promptfoo.PromptfooMissing as exc:  # no usable Node or promptfoo: one line per item, not a crash
+        for k in where:
+            out[k] = BranchError(str(exc))
+        return
     if proc.timed_out:
         for k in where:
             out[k] = TransientBranchError(f"the shard's promptfoo timed out after {timeout}s (the sum of its "

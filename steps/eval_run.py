@@ -99,13 +99,16 @@ def measure(prep: Prepared, work_dir: Path, no_cache: bool) -> tuple[EvalResult,
     for name in promptfoo.OUTPUTS.values():
         (work_dir / name).unlink(missing_ok=True)
     env = {**promptfoo.promptfoo_env(work_dir, spec.hosts), **spec.env}
-    with local_server([spec.target, spec.grader], work_dir):
-        promptfoo.write_json(cfg_path, promptfoo.build_config(
-            description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
-            grader=spec.grader))
-        proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
-                                       no_cache=no_cache or prep.mode == "record", timeout_s=th.timeout_seconds,
-                                       env=env)
+    try:
+        with local_server([spec.target, spec.grader], work_dir):
+            promptfoo.write_json(cfg_path, promptfoo.build_config(
+                description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
+                grader=spec.grader))
+            proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
+                                           no_cache=no_cache or prep.mode == "record",
+                                           timeout_s=th.timeout_seconds, env=env)
+    except promptfoo.PromptfooMissing as exc:  # no usable Node or promptfoo: the item's one-line error
+        raise BranchError(str(exc)) from exc
     if proc.timed_out:
         raise TransientBranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was "
                                    "killed")

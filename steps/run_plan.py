@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.pipeline import PromptPipelineConfig
+from config.settings import get_settings
 from steps.contracts import BranchResult, EvalItem, ShardRef
 from steps.eval import settle_cached
 from steps.records import PlanRecord, RecordError, plan_key, put_signed, read_record
@@ -82,6 +83,14 @@ def all_live(items: list[EvalItem], store: ArtifactStore, env: str, key: bytes) 
     return bool(items)
 
 
+def shard_limit(config: PromptPipelineConfig) -> int:
+    """Return how many shards this run may use: ``eval.max_shards``, lowered (never raised) by
+    ``$PROMPTCI_EVAL_SHARDS_CAP``, which the local runner sets to its parallelism (a shard per step slot:
+    more would only start more processes on the same cores). Per-item results do not depend on it."""
+    cap = get_settings().eval_shards_cap
+    return min(config.eval.max_shards, cap) if cap else config.eval.max_shards
+
+
 def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env: str, dry_run: bool,
              config: PromptPipelineConfig, store: ArtifactStore, key: bytes, no_cache: bool = False) -> RunPlan:
     """Return the run's plan after settling cache hits, packing the rest and storing the plan signed.
@@ -93,7 +102,7 @@ def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env:
     """
     settled = settle_cached(items, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
                             store=store, no_cache=no_cache)
-    record = PlanRecord(run_id=run_id, items=items, shards=pack(settled.pending, config.eval.max_shards))
+    record = PlanRecord(run_id=run_id, items=items, shards=pack(settled.pending, shard_limit(config)))
     plan = RunPlan(record=record, settled=list(settled.results))
     every_settled_passed = all(r.status == "passed" for r in plan.settled)
     plan.all_live = every_settled_passed and all_live(items, store, target_env, key)
@@ -103,4 +112,4 @@ def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env:
     return plan
 
 
-__all__ = ["RunPlan", "all_live", "plan_run"]
+__all__ = ["RunPlan", "all_live", "plan_run", "shard_limit"]

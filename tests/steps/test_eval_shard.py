@@ -86,3 +86,25 @@ def test_run_shard_returns_stored_final_items_without_running_them_again(env):
     again = run_shard(shard, repo_root=env["repo"], run_id="r1", target_env=None, config=config(), store=store,
                       work_dir=env["work"], no_cache=True)
     assert again == first and _calls(env) == 3  # both are final: nothing ran again
+
+
+def test_a_node_too_old_for_promptfoo_is_each_items_one_line_error_not_a_crash(env, tmp_path, monkeypatch):
+    """A machine whose only Node is older than promptfoo's ``engines.node``: every item of the shard is an
+    error that says so and how to fix it (fail closed), never "eval stage crashed"."""
+    good, _ = _good_and_bad(env)
+    home = tmp_path / "home"  # the pinned promptfoo, without make setup's .node/
+    home.mkdir()
+    (home / "node_modules").symlink_to(Path(__file__).resolve().parents[2] / "node_modules")
+    old = tmp_path / "old-node"
+    old.mkdir()
+    (old / "node").write_text("#!/bin/sh\necho v18.19.0\n")
+    (old / "node").chmod(0o755)
+    monkeypatch.setenv("PROMPTCI_PROMPTFOO_HOME", str(home))
+    monkeypatch.setenv("PATH", f"{old}:/usr/bin:/bin")
+    shard = Shard(index=0, items=[good], tests=3)
+    (result,) = run_shard(shard, repo_root=env["repo"], run_id="r1", target_env=None, config=config(),
+                          store=LocalStore(env["store"]), work_dir=env["work"], no_cache=True)
+    assert result.status == "error" and not result.retryable
+    assert "v18.19.0" in result.reasons[0] and "make setup" in result.reasons[0], result.reasons
+    assert "crashed" not in result.reasons[0]
+    assert _calls(env) == 0

@@ -91,3 +91,16 @@ def test_all_live_reads_signed_baselines_and_stops_at_the_first_miss(repo: tuple
     assert not all_live([], store, "dev", key)  # nothing planned is not "all live": count stays 0 anyway
     store.put_bytes(baseline_key("dev", "greeter", "golden"), b'{"kind": "promptci.eval-record"}')
     assert not all_live([item], store, "dev", key)  # unsigned: not trusted as live
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(None, 8), ("2", 2), ("1", 1), ("20", 8)])
+def test_the_local_shard_cap_lowers_max_shards_and_never_raises_it(cap: str | None, expected: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local runner caps shards at its parallelism (PROMPTCI_EVAL_SHARDS_CAP); the trusted
+    ``eval.max_shards`` stays the ceiling, so the environment can only make fewer, bigger shards."""
+    from steps.run_plan import shard_limit
+
+    monkeypatch.delenv("PROMPTCI_EVAL_SHARDS_CAP", raising=False)
+    if cap is not None:
+        monkeypatch.setenv("PROMPTCI_EVAL_SHARDS_CAP", cap)
+    assert shard_limit(config()) == expected

@@ -72,6 +72,10 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     configmaps = policy_configmap(root, config_path, ref)
     # The child processes' environment; the mounted policy says what PROMPTCI_CONFIG would.
     child_env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}
+    from workflows.runner.scheduler import default_parallelism
+
+    # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
+    child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
     from steps.providers.local_model import LocalModelError, serving_for_run
 
     try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
