@@ -102,8 +102,8 @@ golden: setup ## Regenerate the golden manifests and deploy/generated (only when
 	$(PY) workflows/submit.py dump --out tests/workflows/golden
 	$(PY) workflows/submit.py dump --out deploy/generated
 
-bench: setup ## Run every benchmark and print the measured ratios
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: setup ## Run every benchmark and print the measured ratios (BENCH_QUICK=1: smoke sizes, not figures)
+	@for b in bench/bench_*.py; do echo "== $$b"; BENCH_QUICK=$(BENCH_QUICK) $(PY) $$b || exit 1; done
 
 clean: ## Remove local state (.promptci/ runs, stores, gitops repo)
 	rm -rf .promptci

@@ -28,7 +28,7 @@ from config.artifacts import ArtifactType  # noqa: E402
 from tests.workflows.containers import git_repo  # noqa: E402
 from workflows.runner.container import ContainerExecutor  # noqa: E402
 from workflows.runner.scheduler import RunResult, run_template  # noqa: E402
-from workflows.templates import PipelineSettings, build_template  # noqa: E402
+from workflows.templates import POLICY_CONFIGMAP, PipelineSettings, build_template  # noqa: E402
 
 
 def fan_out_lint(nodes: int) -> dict[str, Any]:
@@ -70,11 +70,17 @@ def main() -> int:
         shutil.copytree(ROOT / "evals" / "summarizer", src / "evals" / "summarizer")
         git_repo(src, {})
         params = {"repo-url": str(src)}
+        # Every stage pod mounts the trusted policy ConfigMap: the process executor takes it as a mapping,
+        # the container executor from <configmaps-dir>/<name>/<key> (as `run` gives them).
+        policy = (ROOT / "config" / "pipeline.yaml").read_text()
+        (work / "cm" / POLICY_CONFIGMAP).mkdir(parents=True)
+        (work / "cm" / POLICY_CONFIGMAP / "pipeline.yaml").write_text(policy)
+        configmaps = {POLICY_CONFIGMAP: {"pipeline.yaml": policy}}
         load_before = os.getloadavg()
         process = node_seconds(run_template(manifest, params, repo_root=src, runs_dir=work / "runs",
-                                            run_id="process", env=dict(os.environ)))
+                                            run_id="process", env=dict(os.environ), configmaps=configmaps))
         container = node_seconds(run_template(manifest, params, repo_root=src, runs_dir=work / "runs",
-                                              run_id="container", env=dict(os.environ),
+                                              run_id="container", env=dict(os.environ), configmaps=configmaps,
                                               executor=ContainerExecutor(work / "cm", work / "secrets")))
         load_after = os.getloadavg()
     p, c = statistics.median(process), statistics.median(container)

@@ -1,33 +1,40 @@
-"""Benchmark: lint + validate a generated repo of 2,000 prompts against the raw floor.
+"""Benchmark: lint and validate a generated repo of 2,000 prompts, as processes, against the raw floor.
 
-The floor is the least any checker must do: parse every prompt and dataset
-file (libyaml) and tiktoken-encode every rendered test prompt, in one process.
-promptci's figure is lint then validate, in one process, through the public
-functions. Prints both and their ratio (goal: ≤ 2.0×).
+Side by side in one run, each a process tree measured for wall and CPU-s (bench/measure.py), with the load:
 
-Run: python bench/bench_lint.py [--prompts N]
+* lint || validate: the two check CLIs started together, as the DAG runs them (two pods);
+* lint then validate: a true serial run of the same two processes;
+* the floor: ONE process that parses every prompt and dataset file (libyaml) and tiktoken-encodes each
+  distinct rendered text once (as validate does: a system prompt shared by three tests is encoded once).
+
+Goal: the DAG's layout within 2.0x the floor's wall. Then each bad input the issue lists, as a fresh CLI.
+
+Run: python bench/bench_lint.py [--prompts N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import random
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from steps.lint import lint_paths  # noqa: E402
-from steps.render import render_messages, resolve_vars  # noqa: E402
-from steps.tokens import encoding, seed_tiktoken_cache  # noqa: E402
-from steps.validate import validate_paths  # noqa: E402
+from bench.measure import Measured, fmt_load, quick, ratio, run  # noqa: E402
 
 WORDS = [
     "account", "billing", "refund", "invoice", "password", "login", "latency", "outage", "region", "cluster",
@@ -44,9 +51,9 @@ def generate(root: Path, n: int) -> None:
         system = " ".join(rnd.choices(WORDS, k=rnd.randint(60, 200)))
         ds_dir = root / "evals" / pid
         ds_dir.mkdir(parents=True)
-        tests = [{"description": f"case {j}", "vars": {"ticket": " ".join(rnd.choices(WORDS, k=40)),
-                                                      "name": f"user{j}"},
-                  "assert": [{"type": "icontains", "value": rnd.choice(WORDS)}]} for j in range(3)]
+        tests: list[dict[str, Any]] = [
+            {"description": f"case {j}", "vars": {"ticket": " ".join(rnd.choices(WORDS, k=40)), "name": f"user{j}"},
+             "assert": [{"type": "icontains", "value": rnd.choice(WORDS)}]} for j in range(3)]
         prompt = {"kind": "prompt", "id": pid, "version": "1.0.0", "description": "generated",
                   "owner": "bench", "model": rnd.choice(["gpt-4o-mini", "claude-haiku-4-5", "gpt-4.1"]),
                   "parameters": {"temperature": 0.2, "max_tokens": 300},
@@ -73,57 +80,69 @@ def generate(root: Path, n: int) -> None:
             (root / "prompts" / f"{pid}.yaml").write_text(yaml.safe_dump(prompt, sort_keys=False))
 
 
-def floor(root: Path) -> float:
-    """Return seconds to parse every file and encode every rendered test prompt (the raw floor)."""
+def floor(root: Path) -> int:
+    """Parse every prompt and dataset file and encode each distinct rendered text once; return the texts.
+
+    The least any checker must do (validate counts each distinct text once too): run it as its own
+    process (``--floor ROOT``) so it pays an interpreter and its imports, as the stages do.
+    """
     from config.artifacts import Message
     from config.catalog import load_catalog
+    from steps.render import render_messages, resolve_vars
+    from steps.tokens import encoding, seed_tiktoken_cache
 
+    seed_tiktoken_cache()
     catalog = load_catalog()
-    t0 = time.perf_counter()
+    seen: set[tuple[str, str]] = set()
     for f in sorted((root / "prompts").iterdir()):
         text = f.read_text()
         data = json.loads(text) if f.suffix == ".json" else yaml.load(text, Loader=yaml.CSafeLoader)
         ds = root / data["evals"][0]["path"]
         if ds.suffix == ".csv":
-            rows = list(csv.DictReader(ds.open()))
-            tests = [{"vars": {"ticket": r["ticket"], "name": r["name"]}} for r in rows]
+            with ds.open(newline="") as fh:
+                tests = [{"vars": {"ticket": r["ticket"], "name": r["name"]}} for r in csv.DictReader(fh)]
         elif ds.suffix == ".json":
             tests = json.loads(ds.read_text())
         else:
             tests = yaml.load(ds.read_text(), Loader=yaml.CSafeLoader)["tests"]
-        enc = encoding(catalog.resolve(data["model"])[1].encoding)  # type: ignore[index]
+        name = catalog.resolve(data["model"])[1].encoding  # type: ignore[index]
         msgs = [Message(**m) for m in data["messages"]]
         for t in tests:
             for m in render_messages(msgs, resolve_vars(t["vars"], {})):
-                enc.encode(m["content"], disallowed_special=())
-    return time.perf_counter() - t0
+                if (name, m["content"]) not in seen:
+                    seen.add((name, m["content"]))
+                    encoding(name).encode(m["content"], disallowed_special=())
+    return len(seen)
 
 
-def clear_caches() -> None:
-    """Forget every parsed file and token count, as a fresh process would."""
-    from steps import artifact_files, datasets, validate
+@functools.cache
+def _root_flag(module: str) -> str:
+    """Return the option a check CLI takes the repository root with (``--repo-root`` or the older ``--root``)."""
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
+                         check=False).stdout
+    return "--repo-root" if "--repo-root" in out else "--root"
 
-    artifact_files.load_artifact.cache_clear()  # type: ignore[attr-defined]
-    datasets._read_dataset.cache_clear()  # type: ignore[attr-defined]
-    validate._tokens.cache_clear()
+
+def check_cmd(stage: str, root: Path) -> str:
+    """Return the shell command of one check CLI (``steps.lint`` / ``steps.validate``) over the prompts."""
+    module = f"steps.{stage}"
+    return shlex.join([sys.executable, "-m", module, str(root / "prompts"), _root_flag(module), str(root)])
 
 
-def promptci(root: Path, *, separate: bool) -> tuple[float, int]:
-    """Return (seconds, errors) for lint then validate; ``separate`` = no shared parse cache (two pods)."""
-    clear_caches()
-    t0 = time.perf_counter()
-    problems = lint_paths([root / "prompts"], root=root)
-    if separate:
-        clear_caches()
-    problems += validate_paths([root / "prompts"], root=root)
-    return time.perf_counter() - t0, len([p for p in problems if p.severity == "error"])
+def layouts(root: Path) -> list[Measured]:
+    """Return lint and validate as the DAG runs them (two processes at once), one after the other, and the floor."""
+    lint, validate = check_cmd("lint", root), check_cmd("validate", root)
+    both = f"{lint} >/dev/null & a=$!; {validate} >/dev/null & b=$!; wait $a && wait $b"
+    cases = [("lint || validate (two processes, as the DAG runs them)", both),
+             ("lint then validate (true serial)", f"{lint} >/dev/null && {validate} >/dev/null"),
+             ("floor (one process: parse + encode each text once)",
+              shlex.join([sys.executable, str(Path(__file__).resolve()), "--floor", str(root)]))]
+    return [run(label, ["/bin/sh", "-c", cmd], cwd=ROOT) for label, cmd in cases]
 
 
 def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
     """Return (case, stage, seconds) for the CLI on each bad input the issue lists (one process each)."""
-    import subprocess
-
-    good = (Path(__file__).resolve().parents[1] / "prompts" / "ticket-classifier.yaml").read_text()
+    good = (ROOT / "prompts" / "ticket-classifier.yaml").read_text()
     bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
     prev = "a"
     for n in "bcdefghi":
@@ -148,8 +167,9 @@ def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
         f.write_text(text)
         for stage in ("lint", "validate"):
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", f"steps.{stage}", str(f), "--root", str(root)],
-                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            proc = subprocess.run([sys.executable, "-m", f"steps.{stage}", str(f), _root_flag(f"steps.{stage}"),
+                                   str(root)],
+                                  capture_output=True, text=True, cwd=ROOT)
             took = time.perf_counter() - t0
             if proc.returncode != 0:
                 assert "Traceback" not in proc.stderr, proc.stderr
@@ -159,9 +179,9 @@ def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
         f = root / "bad" / "ticket-classifier.yaml"
         f.write_bytes(data)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "steps.lint", str(f)], capture_output=True,
-                              cwd=Path(__file__).resolve().parents[1])
-        assert proc.returncode == 1
+        code = subprocess.run([sys.executable, "-m", "steps.lint", str(f)], capture_output=True,
+                              cwd=ROOT).returncode
+        assert code == 1
         results.append((case, "lint", time.perf_counter() - t0))
     return results
 
@@ -169,27 +189,30 @@ def bad_inputs(root: Path) -> list[tuple[str, str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="smoke sizes (also BENCH_QUICK=1)")
+    ap.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # the floor's own process
     args = ap.parse_args()
-    seed_tiktoken_cache()
-    for name in ("cl100k_base", "o200k_base"):
-        encoding(name)  # load encodings outside both timings
+    if args.floor:
+        floor(args.floor)
+        return
+    prompts = min(args.prompts, 100) if quick(args.quick) else args.prompts
     root = Path(tempfile.mkdtemp(prefix="promptci-bench-"))
     try:
-        generate(root, args.prompts)
-        floor(root)  # warm the OS page cache so neither side pays for cold reads
-        raw = min(floor(root) for _ in range(2))
-        ours, errors = min(promptci(root, separate=False) for _ in range(2))
-        apart, _ = min(promptci(root, separate=True) for _ in range(2))
-        assert errors == 0, f"generated repo should be clean, got {errors} errors"
-        print(f"raw floor (parse + tiktoken encode, one process): {raw:.2f} s")
-        print(f"lint+validate {args.prompts} prompts, one process:   {ours:.2f} s  "
-              f"ratio {ours / raw:.2f}x (goal <= 2.0x)")
-        print(f"lint then validate, no shared parse (two pods):  {apart:.2f} s  "
-              f"ratio {apart / raw:.2f}x (in the pipeline they run in parallel)")
+        generate(root, prompts)
+        print(f"lint bench: {prompts} generated prompts; load {fmt_load()}")
+        layouts(root)  # warm the page cache and the tiktoken cache so no side pays for cold reads
+        real, serial, raw = layouts(root)
+        for m in (real, serial, raw):
+            print("   " + m.line())
+            if m.returncode != 0:
+                raise SystemExit(f"bench_lint: {m.label} exited {m.returncode} (the generated repo must be clean)")
+        print(f"=> as the DAG runs them: wall {ratio(real.wall_s, raw.wall_s):.2f}x the floor (goal <= 2.0x), "
+              f"CPU {ratio(real.cpu_s, raw.cpu_s):.2f}x; true serial: wall {ratio(serial.wall_s, raw.wall_s):.2f}x, "
+              f"CPU {ratio(serial.cpu_s, raw.cpu_s):.2f}x")
         timings = bad_inputs(root)
         worst = max(timings, key=lambda t: t[2])
         print(f"bad inputs: {len(timings)} rejections (each a fresh CLI process, exit 1, no traceback); "
-              f"slowest {worst[2]:.2f} s ({worst[0]}, {worst[1]}) (goal < 1 s)")
+              f"slowest {worst[2]:.2f} s ({worst[0]}, {worst[1]}) (goal < 1 s; load {fmt_load()})")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

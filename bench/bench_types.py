@@ -15,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.measure import quick  # noqa: E402
 from config.artifacts import RagDocument  # noqa: E402
 from steps.artifact_files import load_artifact  # noqa: E402
 from steps.datasets import read_guardrail_cases, read_rag_dataset  # noqa: E402
@@ -27,7 +28,8 @@ def main() -> None:
     policy = load_artifact(REPO / "guardrails/pii-and-injection.yaml", REPO).artifact
     engine = PolicyEngine(policy, classifier=lambda text, cats: set())  # pattern rules only: the engine's own cost
     cases = read_guardrail_cases(REPO / "evals/pii-and-injection/golden.yaml")
-    many = [cases[i % len(cases)] for i in range(10_000)]
+    size = 1_000 if quick() else 10_000  # BENCH_QUICK=1: smoke sizes
+    many = [cases[i % len(cases)] for i in range(size)]
     t, cpu = time.perf_counter(), time.process_time()
     for c in many:
         engine.evaluate(c.input, c.output)
@@ -48,7 +50,7 @@ def main() -> None:
 
     rnd = random.Random(7)
     words = [w for d in data.documents for w in d.text.split()]
-    docs = [RagDocument(id=f"d{i}", text=" ".join(rnd.choices(words, k=120))) for i in range(10_000)]
+    docs = [RagDocument(id=f"d{i}", text=" ".join(rnd.choices(words, k=120))) for i in range(size)]
     t = time.perf_counter()
     big = Retriever(rag, docs, "cl100k_base")  # type: ignore[arg-type]
     build = time.perf_counter() - t
@@ -58,7 +60,7 @@ def main() -> None:
     for q in queries:
         big.retrieve(q)
     qdt = time.perf_counter() - t
-    print(f"rag 10,000 docs: {len(big.chunks)} chunks indexed in {build:.2f}s; "
+    print(f"rag {size:,} docs: {len(big.chunks)} chunks indexed in {build:.2f}s; "
           f"{len(queries) / qdt:,.0f} queries/s")
 
 
