@@ -39,7 +39,7 @@ from typing import Any
 
 from steps import promptfoo
 from steps.eval_results import EvalResult, ResultsError, parse_results
-from steps.eval_run import check_runs, local_server
+from steps.eval_run import check_runs, local_server, run_promptfoo
 from steps.eval_spec import BranchError, Prepared, SpecError, TransientBranchError
 
 log = logging.getLogger(__name__)
@@ -275,15 +275,11 @@ def _run_ready(parts: list[Part], where: list[int], out: list[Any], work_dir: Pa
         # The bundled model server starts once for the shard; it points the local providers at itself.
         with local_server([p for s in specs for p in (s.target, s.grader)], work_dir):
             promptfoo.write_json(cfg_path, build_shard_config(parts))
-            proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=1,
-                                           no_cache=no_cache or record, timeout_s=timeout, env=env)
+            proc = run_promptfoo(cfg_path, work_dir, repeat=1, no_cache=no_cache or record, timeout_s=timeout,
+                                 env=env)
     except BranchError as exc:
         for k in where:
             out[k] = exc
-        return
-    except promptfoo.PromptfooMissing as exc:  # no usable Node or promptfoo: one line per item, not a crash
-        for k in where:
-            out[k] = BranchError(str(exc))
         return
     if proc.timed_out:
         for k in where:

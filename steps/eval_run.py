@@ -89,6 +89,18 @@ def check_runs(prep: Prepared, result: EvalResult, returncode: int | None) -> No
                           f"({len(prep.spec.prepared)} tests × {prep.thresholds.repeats} repeats)")
 
 
+def run_promptfoo(cfg_path: Path, work_dir: Path, *, repeat: int, no_cache: bool, timeout_s: float,
+                  env: dict[str, str]) -> promptfoo.ProcessResult:
+    """Return how ``promptfoo.run_promptfoo`` ended, with the default ``-j``; no usable Node or promptfoo
+    entry is a BranchError (the items' one-line error, with the fix), never a crash. Both measuring paths
+    (``measure`` and ``steps.eval_batch``) start promptfoo through here."""
+    try:
+        return promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=repeat,
+                                       no_cache=no_cache, timeout_s=timeout_s, env=env)
+    except promptfoo.PromptfooMissing as exc:
+        raise BranchError(str(exc)) from exc
+
+
 def measure(prep: Prepared, work_dir: Path, no_cache: bool) -> tuple[EvalResult, dict[str, bytes]]:
     """Run promptfoo once over ``prep``'s tests in ``work_dir``; return (result, output files)."""
     item, spec, th = prep.item, prep.spec, prep.thresholds
@@ -99,16 +111,12 @@ def measure(prep: Prepared, work_dir: Path, no_cache: bool) -> tuple[EvalResult,
     for name in promptfoo.OUTPUTS.values():
         (work_dir / name).unlink(missing_ok=True)
     env = {**promptfoo.promptfoo_env(work_dir, spec.hosts), **spec.env}
-    try:
-        with local_server([spec.target, spec.grader], work_dir):
-            promptfoo.write_json(cfg_path, promptfoo.build_config(
-                description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
-                grader=spec.grader))
-            proc = promptfoo.run_promptfoo(cfg_path, work_dir, jobs=promptfoo.default_jobs(), repeat=th.repeats,
-                                           no_cache=no_cache or prep.mode == "record",
-                                           timeout_s=th.timeout_seconds, env=env)
-    except promptfoo.PromptfooMissing as exc:  # no usable Node or promptfoo: the item's one-line error
-        raise BranchError(str(exc)) from exc
+    with local_server([spec.target, spec.grader], work_dir):
+        promptfoo.write_json(cfg_path, promptfoo.build_config(
+            description=f"{item.artifact_id} / {item.dataset}", tests=spec.prepared, provider=spec.target,
+            grader=spec.grader))
+        proc = run_promptfoo(cfg_path, work_dir, repeat=th.repeats, no_cache=no_cache or prep.mode == "record",
+                             timeout_s=th.timeout_seconds, env=env)
     if proc.timed_out:
         raise TransientBranchError(f"promptfoo timed out after {th.timeout_seconds}s; its process group was "
                                    "killed")
