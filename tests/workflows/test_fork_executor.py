@@ -34,6 +34,7 @@ from config.pipeline import DEFAULT_CONFIG
 from workflows.runner import lifecycle
 from workflows.runner.executors import PROJECT_ROOT, Cancellation, ProcessExecutor, RunContext, StepRequest
 from workflows.runner.forking import ForkExecutor, ForkServer, startup_env
+from workflows.runner.progress import totals_lines
 from workflows.runner.scheduler import run_template
 from workflows.template_settings import PipelineSettings
 from workflows.templates import POLICY_CONFIGMAP, build_template
@@ -127,6 +128,9 @@ def test_every_stage_gives_the_same_results_forked_and_as_a_subprocess(tmp_path:
         process_files[name].decode(errors="replace").splitlines(),
         fork_files[name].decode(errors="replace").splitlines(), lineterm="", n=0))[:12]) for name in differ)
     assert any(name.endswith("stdout.txt") and b"promoted" in data for name, data in fork_files.items())
+    # The imports the forked steps no longer pay are counted where they went, in the run's CPU total.
+    assert by_process.shared_cpu_seconds is None and (by_fork.shared_cpu_seconds or 0) > 0.05
+    assert "the fork server's imports, shared by the steps" in totals_lines(by_fork)[-1]
 
 
 # ------------------------------------------------------------------ one step, both ways

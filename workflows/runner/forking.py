@@ -71,6 +71,7 @@ class ForkServer:
         self._lock = threading.Lock()
         self._cwd = str(cwd)
         self._read: dict[str, Any] | None = None
+        self._cpu_taken = 0.0
         err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed right after the start
         try:
             self.proc = subprocess.Popen(
@@ -90,6 +91,19 @@ class ForkServer:
     def alive(self) -> bool:
         """Return True while the zygote runs."""
         return self.proc.poll() is None
+
+    def take_cpu_seconds(self) -> float | None:
+        """Return the zygote's own CPU-s (its imports, its forks; not its children's) since the last call.
+
+        The steps' CPU-s no longer include their imports: this is where that cost went. None when the zygote ended.
+        """
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: proc(5) 14, 15
+        taken, self._cpu_taken = total - self._cpu_taken, total
+        return taken
 
     def imports_read(self) -> dict[str, Any] | None:
         """Return what the zygote's imports read (``{"env": [...], "cwd": bool}``, zygote.preload), waiting for them
@@ -157,6 +171,8 @@ class ForkExecutor(ProcessExecutor):
         self._forked: set[int] = set()
         self.forked_attempts = 0
         """How many attempts were forked (the rest ran as subprocesses)."""
+        self.shared_cpu_seconds: float | None = None
+        """Set by :meth:`close`: the zygote's own CPU-s during this run (the imports the steps shared)."""
 
     def prepare(self, request: StepRequest) -> Launch:
         """The process executor's preparation; the first one also starts the zygote this executor owns."""
@@ -223,9 +239,11 @@ class ForkExecutor(ProcessExecutor):
         lifecycle.kill_processes([pid for pid in lifecycle.processes_with_token(self._token) if pid != zygote])
 
     def close(self) -> None:
-        """End the zygote this executor started (a borrowed one is its owner's to end)."""
-        if self._owns_server and self._server is not None:
-            self._server.close()
+        """Note the zygote's CPU-s of this run; end the zygote if this executor started it (else its owner does)."""
+        if self._server is not None:
+            self.shared_cpu_seconds = self._server.take_cpu_seconds()
+            if self._owns_server:
+                self._server.close()
 
 
 def local_executor(kind: str = LOCAL_EXECUTOR, server: ForkServer | None = None) -> Executor:

@@ -488,7 +488,8 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         if close is not None:
             close()  # e.g. the container executor's removals: nothing of the run outlives run.json
     result = RunResult(run_id=rid, run_dir=run_dir, status=status, message=message, started=started,
-                       finished=time.time(), nodes=list(run.nodes), tasks=tasks, unstarted=run.unstarted)
+                       finished=time.time(), nodes=list(run.nodes), tasks=tasks, unstarted=run.unstarted,
+                       shared_cpu_seconds=getattr(run.executor, "shared_cpu_seconds", None))
     summary = {"run_id": rid, "template": manifest.get("metadata", {}).get("name"), "status": status,
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],

@@ -326,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     read = preload()
     control.send(json.dumps(read).encode())  # the runner's first start waits for it
     Zygote(control).serve()
+    os._exit(0)  # nothing to flush or finalise: the runner waits for this exit, so it is immediate
 
 
 if __name__ == "__main__":
