@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -334,7 +335,7 @@ def test_the_zygotes_imports_read_nothing_a_step_sets_and_a_step_differing_on_th
     """A value a module reads at import stays the zygote's in every fork: the zygote reports what its imports
     read, none of it is what the templates set per step, and a step whose value differs runs as a subprocess."""
     read = server.imports_read()
-    assert read is not None and read["failed"] == [] and not read["cwd"] and "*" not in read["env"]
+    assert read is not None and read["failed"] == [] and "*" not in read["env"]
     manifest = build_template(
         __import__("config.artifacts", fromlist=["ArtifactType"]).ArtifactType.PROMPT, PipelineSettings()).to_dict()
     per_step = {e["name"] for t in manifest["spec"]["templates"] for e in (t.get("script") or {}).get("env", [])}
@@ -346,3 +347,11 @@ def test_the_zygotes_imports_read_nothing_a_step_sets_and_a_step_differing_on_th
     assert executor.forked_attempts == 1
     other = executor.run(request(tmp_path, "other-home", "leave", {"code": "0"}, env={"HOME": str(tmp_path)}))
     assert other.phase == "Succeeded" and executor.forked_attempts == 1  # not forked
+    # rich keeps the working directory it was imported in (rich/__init__.py _IMPORT_CWD): a step elsewhere
+    # is not forked either.
+    assert read["cwd"]
+    elsewhere = request(tmp_path, "elsewhere", "leave", {"code": "0"})
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = dataclasses.replace(elsewhere, context=dataclasses.replace(elsewhere.context,
+                                                                           repo_root=tmp_path / "elsewhere"))
+    assert executor.run(elsewhere).phase == "Succeeded" and executor.forked_attempts == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from workflows.cli.options import (
     trusted_ref_option,
 )
 from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
-from workflows.runner.forking import LOCAL_EXECUTOR, ForkServer, local_executor
+from workflows.runner.forking import LOCAL_EXECUTOR, ForkServer, fork_server, local_executor
 from workflows.runner.scheduler import default_parallelism
 
 
@@ -70,13 +71,9 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
     child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
     # First of all: the fork server imports the stages while this process loads the settings and the template.
-    server = ForkServer(child_env, root) if executor == "fork" and root.is_dir() else None
-    try:
+    with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
         failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root, executor,
                               configmaps_dir, secrets_dir, config_path, ref, child_env, server)
-    finally:
-        if server is not None:
-            server.close()
     if failed:
         raise SystemExit(ExitCode.REJECTED)
 

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,20 @@ class ForkExecutor(ProcessExecutor):
                 self._server.close()
 
 
+@contextlib.contextmanager
+def fork_server(env: Mapping[str, str], cwd: Path) -> Iterator[ForkServer]:
+    """Start a zygote for the runs of the block (its imports overlap the block's work); end it after them.
+
+    ``promptci run`` wraps all its runs in it; a bench measuring the stages' start gives every run of the
+    block ``ForkExecutor(server)`` (the zygote's own CPU-s: ``server.take_cpu_seconds()``).
+    """
+    server = ForkServer(env, cwd)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def local_executor(kind: str = LOCAL_EXECUTOR, server: ForkServer | None = None) -> Executor:
     """Return a new executor of ``kind`` (``fork`` or ``process``) for one local run."""
     if kind == "fork":
@@ -255,4 +269,4 @@ def local_executor(kind: str = LOCAL_EXECUTOR, server: ForkServer | None = None)
     raise ValueError(f"no local executor '{kind}' (fork or process)")
 
 
-__all__ = ["LOCAL_EXECUTOR", "ForkExecutor", "ForkServer", "local_executor", "startup_env"]
+__all__ = ["LOCAL_EXECUTOR", "ForkExecutor", "ForkServer", "fork_server", "local_executor", "startup_env"]

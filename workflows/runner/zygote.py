@@ -56,7 +56,8 @@ PRELOAD = (
     # What the bodies import inside their functions (seen under -X importtime in a samples run).
     "steps.lint", "steps.validate", "steps.run_plan", "steps.eval", "steps.records", "steps.reports",
     "steps.signing", "steps.stores.s3store", "steps.stores.store", "steps.persistence", "steps.promote",
-    "config.policy", "config.settings", "steps.contracts",
+    "config.policy", "config.settings", "steps.contracts", "steps.plan", "steps.tokens", "steps.rag.retriever",
+    "config.formats.dotprompt", "config.formats.prompty", "tiktoken.load",
 )
 """Modules imported once in the zygote. A module that fails to import here is left out: the child imports
 it itself, and fails there exactly as a fresh process would."""
