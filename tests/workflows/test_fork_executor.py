@@ -355,3 +355,12 @@ def test_the_zygotes_imports_read_nothing_a_step_sets_and_a_step_differing_on_th
     elsewhere = dataclasses.replace(elsewhere, context=dataclasses.replace(elsewhere.context,
                                                                            repo_root=tmp_path / "elsewhere"))
     assert executor.run(elsewhere).phase == "Succeeded" and executor.forked_attempts == 1
+
+
+def test_a_run_of_inline_scripts_starts_no_zygote(tmp_path: Path) -> None:
+    executor = ForkExecutor()
+    req = request(tmp_path, "inline", "leave", {"code": "0"})
+    req.template["script"].update(command=["python"], args=[], source="print('inline')")  # type: ignore[index]
+    assert executor.run(req).phase == "Succeeded"
+    executor.close()
+    assert executor.shared_cpu_seconds is None and executor.forked_attempts == 0  # no zygote was started

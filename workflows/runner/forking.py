@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.runner import lifecycle
-from workflows.runner.executors import Executor, Launch, ProcessExecutor, StepRequest, python_path
+from workflows.runner.executors import Executor, Launch, ProcessExecutor, RunContext, StepRequest, python_path
 from workflows.runner.zygote import ALL_VARIABLES, ENTRY_MODULE, encode, read_message
 
 LOCAL_EXECUTOR = "fork"
@@ -168,6 +168,7 @@ class ForkExecutor(ProcessExecutor):
         super().__init__()
         self._server = server
         self._owns_server = server is None
+        self._context: RunContext | None = None
         self._forked: set[int] = set()
         self.forked_attempts = 0
         """How many attempts were forked (the rest ran as subprocesses)."""
@@ -175,14 +176,19 @@ class ForkExecutor(ProcessExecutor):
         """Set by :meth:`close`: the zygote's own CPU-s during this run (the imports the steps shared)."""
 
     def prepare(self, request: StepRequest) -> Launch:
-        """The process executor's preparation; the first one also starts the zygote this executor owns."""
-        with self._lock:
-            if self._server is None and self._owns_server:
-                self._server = ForkServer(request.context.env, request.context.repo_root)
+        """The process executor's preparation; notes the run's environment, which a zygote of its own starts with."""
+        self._context = request.context
         return super().prepare(request)
 
     def _server_for(self, launch: Launch) -> ForkServer | None:
-        """Return the live zygote to fork ``launch`` from, or None when it must run as a subprocess."""
+        """Return the live zygote to fork ``launch`` from, or None when it must run as a subprocess.
+
+        Without a borrowed one, the first step that can be forked starts this executor's own (a run of inline
+        scripts never starts one).
+        """
+        with self._lock:
+            if self._server is None and self._owns_server and self._context is not None:
+                self._server = ForkServer(self._context.env, self._context.repo_root)
         server = self._server
         if server is None or not server.alive() or not server.forks_like(launch.env, launch.cwd):
             return None
