@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from steps import promptfoo
-from steps.atomic import atomic_write
 from steps.eval_results import EvalResult, ResultsError, result_of
 from steps.eval_run import check_runs, local_server, run_promptfoo
 from steps.eval_spec import BranchError, SpecError, TransientBranchError
@@ -74,8 +73,7 @@ def _outcome(part: Part, k: int, shard: ShardDoc, junit: ET.Element | ET.ParseEr
     part.work_dir.mkdir(parents=True, exist_ok=True)
     own = split_results(shard, k, part)
     path = part.work_dir / promptfoo.OUTPUTS["results"]
-    data = json.dumps(own, indent=2, ensure_ascii=False).encode()  # as promptfoo.write_json writes it
-    atomic_write(path, data)
+    promptfoo.write_json(path, own)
     try:
         result = result_of(own, path.name, artifact_id=item.artifact_id, dataset=item.dataset,
                            content_hash=item.content_hash, model=prep.spec.model,
@@ -84,7 +82,7 @@ def _outcome(part: Part, k: int, shard: ShardDoc, junit: ET.Element | ET.ParseEr
     except ResultsError as exc:
         raise BranchError(f"promptfoo exited {proc.returncode}: {exc}") from exc
     result.duration_s = proc.duration_s
-    files = {"results.json": data}
+    files = {"results.json": path.read_bytes()}
     if isinstance(junit, ET.ParseError):
         raise BranchError(f"promptfoo's {promptfoo.OUTPUTS['junit']} is not XML: {junit}")
     if junit is not None and (own_junit := split_junit(junit, part)) is not None:
