@@ -101,8 +101,8 @@ def run_all_stages(root: Path, executor: Any, trusted: str) -> tuple[Any, dict[s
     result = run_template(manifest, {"repo-url": str(root), "artifact-path": "prompts"}, repo_root=root,
                           run_id="same-run", env=env, executor=executor, configmaps={
                               POLICY_CONFIGMAP: {"pipeline.yaml": trusted}})
-    files = {name: normalised(data, root) for name, data in tree(root, skip=(".promptci/runs/same-run/volumes",
-                                                                             ".promptci/cache")).items()}
+    files = {normalised(name.encode(), root).decode(): normalised(data, root)  # a name can hold a content hash
+             for name, data in tree(root, skip=(".promptci/runs/same-run/volumes", ".promptci/cache")).items()}
     return result, files
 
 
