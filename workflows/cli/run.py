@@ -5,7 +5,9 @@ The run command's options all live here (the runner part may change the ``--para
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -112,6 +114,8 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
     from workflows.template_cache import CACHE_DIR, compiled_template
 
+    # What only the end of a run needs (metrics.prom through prometheus_client) is imported while the steps run.
+    threading.Thread(target=importlib.import_module, args=("steps.metrics",), daemon=True).start()
     failed = []
     for i, t in enumerate(chosen):
         manifest = compiled_template(t, settings, root / CACHE_DIR)
