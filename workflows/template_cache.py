@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -27,9 +28,16 @@ from steps.atomic import atomic_write
 from workflows.template_settings import PipelineSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CACHE_DIR = Path(".promptci") / "cache" / "templates"
-"""Under the repository root of the run."""
 FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """Return where ``run`` keeps compiled templates: ``$XDG_CACHE_HOME/promptci/templates`` (``~/.cache/...``).
+
+    Per user, not per checkout: the entry depends on promptci's code and the settings, not on the repository
+    evaluated, so a new checkout (or a bench's fresh one) finds it too.
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "promptci" / "templates"
 
 
 def compiled_template(artifact_type: str, settings: PipelineSettings, cache_dir: Path | None) -> dict[str, Any]:
@@ -97,4 +105,4 @@ def _version(distribution: str) -> str:
         return "?"
 
 
-__all__ = ["CACHE_DIR", "cache_key", "compiled_template", "project_sources"]
+__all__ = ["cache_dir", "cache_key", "compiled_template", "project_sources"]

@@ -71,3 +71,12 @@ def test_a_cache_hit_does_not_import_hera(tmp_path: Path) -> None:
     run = [sys.executable, "-P", "-c", code]
     assert subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout == "promptci-prompt True\n"
     assert subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout == "promptci-prompt False\n"
+
+
+def test_the_cache_is_the_users(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from workflows.template_cache import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "promptci" / "templates"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "promptci" / "templates"

@@ -112,13 +112,13 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
     """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
-    from workflows.template_cache import CACHE_DIR, compiled_template
+    from workflows.template_cache import cache_dir, compiled_template
 
     # What only the end of a run needs (metrics.prom through prometheus_client) is imported while the steps run.
     threading.Thread(target=importlib.import_module, args=("steps.metrics",), daemon=True).start()
     failed = []
     for i, t in enumerate(chosen):
-        manifest = compiled_template(t, settings, root / CACHE_DIR)
+        manifest = compiled_template(t, settings, cache_dir())
         rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
