@@ -28,7 +28,6 @@ from workflows.cli.options import (
 )
 from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
 from workflows.runner.forking import LOCAL_EXECUTOR, ForkServer, fork_server, local_executor
-from workflows.runner.scheduler import default_parallelism
 
 
 @click.command("run")
@@ -70,10 +69,13 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     root = repo_root.resolve()
     # The child processes' environment; the mounted policy says what PROMPTCI_CONFIG would.
     child_env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}
-    # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
-    child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
-    # First of all: the fork server imports the stages while this process loads the settings and the template.
+    # First of all: the fork server imports the stages while this process loads the rest, the settings and the
+    # template. (The shard cap below is not read at import: the zygote need not have it, see ForkServer.forks_like.)
     with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
+        from workflows.runner.scheduler import default_parallelism
+
+        # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
+        child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
         failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root, executor,
                               configmaps_dir, secrets_dir, config_path, ref, child_env, server)
     if failed:
