@@ -1,6 +1,6 @@
 """The fork executor is the process executor, started faster: same requests, same results, same processes.
 
-* Every stage of the real prompt pipeline (lint, validate with its plan, an eval shard on promptfoo with
+* Every stage of the real prompt and rag-config pipelines (lint, validate with its plan, an eval shard on promptfoo with
   recordings, promote into a GitOps repo, summary) runs once through the process executor and once
   forked, on the same checkout (created afresh at the same path) with the same run id: each node's
   phase, exit code, outputs, stdout, stderr and every file it wrote (its outputs, the store's records
@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from config.artifacts import ArtifactType
 from config.pipeline import DEFAULT_CONFIG
 from workflows.runner import lifecycle
 from workflows.runner.executors import PROJECT_ROOT, Cancellation, ProcessExecutor, RunContext, StepRequest
@@ -50,13 +52,19 @@ def git(cwd: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
-def checkout(path: Path) -> Path:
-    """Return a git checkout of two sample prompts with their sets and recordings (the same commit each time)."""
+CASES = {"prompt": ("prompts", PROMPTS), "rag-config": ("rag-configs", ("kb-search.yaml",))}
+"""Per pipeline: the artifact directory and the samples of it; rag-config's eval runs the retriever (numpy)."""
+
+
+def checkout(path: Path, artifact_type: str) -> Path:
+    """Return a git checkout of samples of ``artifact_type`` with their sets and recordings (the same commit
+    each time)."""
+    folder, names = CASES[artifact_type]
     for name in ("model-configs", "evals", "recordings"):
         shutil.copytree(PROJECT_ROOT / name, path / name)
-    (path / "prompts").mkdir()
-    for name in PROMPTS:
-        shutil.copy(PROJECT_ROOT / "prompts" / name, path / "prompts" / name)
+    (path / folder).mkdir()
+    for name in names:
+        shutil.copy(PROJECT_ROOT / folder / name, path / folder / name)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", ".")
     git(path, "commit", "-qm", "samples")
@@ -92,26 +100,51 @@ def normalised(data: bytes, root: Path) -> bytes:
     return data
 
 
-def run_all_stages(root: Path, executor: Any, trusted: str) -> tuple[Any, dict[str, bytes]]:
-    manifest = build_template(
-        __import__("config.artifacts", fromlist=["ArtifactType"]).ArtifactType.PROMPT, PipelineSettings()).to_dict()
+def run_all_stages(root: Path, executor: Any, trusted: str, artifact_type: str) -> tuple[Any, dict[str, bytes]]:
+    manifest = build_template(ArtifactType(artifact_type), PipelineSettings()).to_dict()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTCI_")}
     env["PROMPTCI_PROVIDER"] = "recorded"
     env["PROMPTCI_SIGNING_KEY"] = "ab" * 32  # one key for both runs: the same records sign the same
-    result = run_template(manifest, {"repo-url": str(root), "artifact-path": "prompts"}, repo_root=root,
+    result = run_template(manifest, {"repo-url": str(root), "artifact-path": CASES[artifact_type][0]}, repo_root=root,
                           run_id="same-run", env=env, executor=executor, configmaps={
                               POLICY_CONFIGMAP: {"pipeline.yaml": trusted}})
-    files = {normalised(name.encode(), root).decode(): normalised(data, root)  # a name can hold a content hash
+    files = {normalised(name.encode(), root).decode(): comparable(name, data, root)  # a name can hold a hash
              for name, data in tree(root, skip=(".promptci/runs/same-run/volumes", ".promptci/cache")).items()}
     return result, files
 
 
-def test_every_stage_gives_the_same_results_forked_and_as_a_subprocess(tmp_path: Path) -> None:
+def comparable(name: str, data: bytes, root: Path) -> Any:
+    """Return what of a file must be the same both ways: its bytes (clocks masked), or for a pickle the object.
+
+    A pickle's bytes hold the iteration order of sets of strings (pydantic's ``__pydantic_fields_set__``), which
+    follows the process's string hash seed: two subprocesses differ there as much as a fork and a subprocess.
+    """
+    return state(pickle.loads(data)) if name.endswith(".pickle") else normalised(data, root)  # noqa: S301
+
+
+def state(value: Any) -> Any:
+    """Return ``value`` as plain data to compare: models dumped, arrays listed, objects by their attributes."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [state(v) for v in value]
+    if isinstance(value, dict):
+        return {k: state(v) for k, v in value.items()}
+    if hasattr(value, "__dict__") and not callable(value):
+        return {type(value).__qualname__: {k: state(v) for k, v in vars(value).items()}}
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
+
+
+@pytest.mark.parametrize("artifact_type", sorted(CASES))
+def test_every_stage_gives_the_same_results_forked_and_as_a_subprocess(tmp_path: Path, artifact_type: str) -> None:
     trusted = DEFAULT_CONFIG.read_text().replace("  max_shards: 8", "  max_shards: 1")
     forked, root = ForkExecutor(), tmp_path / "repo"
-    by_process, process_files = run_all_stages(checkout(root), ProcessExecutor(), trusted)
+    by_process, process_files = run_all_stages(checkout(root, artifact_type), ProcessExecutor(), trusted,
+                                               artifact_type)
     root.rename(tmp_path / "by-process")  # the same path for both runs: some keys hash it
-    by_fork, fork_files = run_all_stages(checkout(root), forked, trusted)
+    by_fork, fork_files = run_all_stages(checkout(root, artifact_type), forked, trusted, artifact_type)
 
     assert by_process.status == "Succeeded", by_process.message
     stages = {n.template for n in by_process.nodes if n.exit_code is not None}
@@ -126,8 +159,8 @@ def test_every_stage_gives_the_same_results_forked_and_as_a_subprocess(tmp_path:
     assert sorted(fork_files) == sorted(process_files)
     differ = [name for name in process_files if fork_files[name] != process_files[name]]
     assert differ == [], "\n".join(f"{name}:\n" + "\n".join(list(difflib.unified_diff(
-        process_files[name].decode(errors="replace").splitlines(),
-        fork_files[name].decode(errors="replace").splitlines(), lineterm="", n=0))[:12]) for name in differ)
+        str(process_files[name]).splitlines(), str(fork_files[name]).splitlines(), lineterm="", n=0))[:12])
+        for name in differ)
     assert any(name.endswith("stdout.txt") and b"promoted" in data for name, data in fork_files.items())
     # The imports the forked steps no longer pay are counted where they went, in the run's CPU total.
     assert by_process.shared_cpu_seconds is None and (by_fork.shared_cpu_seconds or 0) > 0.05
@@ -336,8 +369,7 @@ def test_the_zygotes_imports_read_nothing_a_step_sets_and_a_step_differing_on_th
     read, none of it is what the templates set per step, and a step whose value differs runs as a subprocess."""
     read = server.imports_read()
     assert read is not None and read["failed"] == [] and "*" not in read["env"]
-    manifest = build_template(
-        __import__("config.artifacts", fromlist=["ArtifactType"]).ArtifactType.PROMPT, PipelineSettings()).to_dict()
+    manifest = build_template(ArtifactType.PROMPT, PipelineSettings()).to_dict()
     per_step = {e["name"] for t in manifest["spec"]["templates"] for e in (t.get("script") or {}).get("env", [])}
     per_step |= {lifecycle.TOKEN_ENV, "PYTHONPATH", "PROMPTCI_EVAL_SHARDS_CAP", "PROMPTCI_CONFIG"}
     assert per_step & set(read["env"]) == set()
