@@ -7,12 +7,15 @@ from dataclasses import replace
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steps.gitops.configmaps import (
     ArtifactConfigMap,
     LayoutError,
     configmap_name,
     data_key,
+    dump_yaml,
     label_value,
     parse_configmap,
     render_kustomization,
@@ -88,6 +91,23 @@ def test_kustomization_lists_sorted_unique_resources() -> None:
     assert doc == {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                    "metadata": {"name": "promptci-prod"}, "namespace": "genai",
                    "resources": ["a.yaml", "z.yaml"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(min_size=1, max_size=12).map(lambda t: t + ".yaml"),
+                          st.sampled_from(["null.yaml", "yes", "-a.yaml", "'q.yaml", "#a.yaml", ":a.yaml",
+                                           "a:b.yaml", "1.0", "~", "*a", "&b", "!c", "%d", "@e", '"g', "[h",
+                                           "{i", "a,b", "?x", "-x", "a b.yaml", "\u00e9.yaml", "x\ny.yaml"])),
+                max_size=12),
+       st.sampled_from(["prod", "dev"]), st.sampled_from([None, "genai"]))
+def test_kustomization_is_the_whole_document_dump_byte_for_byte(files: list[str], env: str,
+                                                                 namespace: str | None) -> None:
+    """The kustomization is built from cached parts (promote writes one per commit); its text must be
+    exactly what dumping the whole document gives, for any file name, or every commit would churn it."""
+    doc = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+           "metadata": {"name": f"promptci-{env}"}, **({"namespace": namespace} if namespace else {}),
+           "resources": sorted(set(files))}
+    assert render_kustomization(files, env, namespace) == dump_yaml(doc)
 
 
 def test_label_values_are_valid() -> None:
