@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.pipeline import PromptPipelineConfig
+from steps.branch_gates import gated_by
 from steps.contracts import BranchResult
 from steps.gates import judge
 from steps.gitops.configmaps import ArtifactConfigMap
 from steps.gitops.gitops import Clone
 from steps.gitops.layout import one_line, read_environment, write_environment_file
-from steps.model_refs import gated_by
 from steps.promotion.baselines import live_datasets, write_content_records
 from steps.promotion.candidates import Candidate
 from steps.promotion.report import ArtifactOutcome
