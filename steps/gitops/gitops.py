@@ -154,9 +154,13 @@ class GitEnv:
         except OSError as exc:
             raise GitError(f"cannot run git: {exc}") from None
         if check and proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip() or proc.stdout.decode(errors="replace")
-            raise GitError(redact(f"git {args[0]} failed ({proc.returncode}): {err}", self.base))
+            raise self.failure(args, proc)
         return proc
+
+    def failure(self, args: Sequence[str], proc: subprocess.CompletedProcess[bytes]) -> GitError:
+        """Return the (redacted) GitError saying that ``git args`` failed as ``proc`` did."""
+        err = proc.stderr.decode(errors="replace").strip() or proc.stdout.decode(errors="replace")
+        return GitError(redact(f"git {args[0]} failed ({proc.returncode}): {err}", self.base))
 
 
 def ensure_bare_repo(path: Path, branch: str, genv: GitEnv) -> bool:
@@ -195,6 +199,9 @@ class Clone:
         self.branch = branch
         self.dir = dest
         self.genv = genv
+        # True from create() until anything is committed or published: the tree is then exactly the
+        # remote head just fetched, and publish's first attempt need not fetch and reset again.
+        self.just_cloned = False
 
     @classmethod
     def create(cls, url: str, branch: str, dest: Path, genv: GitEnv) -> Clone:
@@ -206,13 +213,20 @@ class Clone:
             raise GitError(f"refusing GitOps URL with embedded credentials ({redact(url)}); "
                            f"put the token in ${TOKEN_ENV} instead")
         dest.mkdir(parents=True, exist_ok=True)
-        genv.run(["init", "--quiet", str(dest)])
         clone = cls(url, branch, dest, genv)
-        clone.git("remote", "add", "origin", url)
-        if clone.fetch():
-            clone.git("checkout", "--quiet", "-B", branch, f"refs/remotes/origin/{branch}")
-        else:
-            clone.git("checkout", "--quiet", "--orphan", branch)
+        # One process where init + remote add + ls-remote + fetch + checkout took five.
+        args = ["clone", "--quiet", "--no-tags", "--single-branch", "--branch", branch, "--", url, str(dest)]
+        proc = genv.run(args, check=False)
+        if proc.returncode != 0:
+            if b"not found in upstream" not in proc.stderr:  # git's words for a remote without the branch
+                raise genv.failure(args, proc)
+            genv.run(["init", "--quiet", str(dest)])
+            clone.git("remote", "add", "origin", url)
+            if clone.fetch():  # it appeared meanwhile
+                clone.git("checkout", "--quiet", "-B", branch, f"refs/remotes/origin/{branch}")
+            else:
+                clone.git("checkout", "--quiet", "--orphan", branch)
+        clone.just_cloned = True
         return clone
 
     def git(self, *args: str, check: bool = True) -> str:
@@ -250,6 +264,7 @@ class Clone:
 
     def commit_paths(self, paths: Sequence[str], message: str) -> str | None:
         """Stage ``paths`` (additions, edits, deletions) and commit; return the sha, or None if no change."""
+        self.just_cloned = False
         self.git("add", "--all", "--", *paths)
         if not self.git("status", "--porcelain", "--", *paths).strip():
             return None
@@ -271,6 +286,7 @@ class Clone:
         """
         if not changes:
             return []
+        self.just_cloned = False
         parent = self.head()
         ident = {k: self.git("var", f"GIT_{k.upper()}_IDENT").strip() for k in ("author", "committer")}
         out = bytearray()
@@ -364,8 +380,9 @@ def open_clone(url: str, branch: str, repo_root: Path, dest: Path, genv: GitEnv)
 def publish(clone: Clone, max_attempts: int, apply: Callable[[Clone], bool]) -> int:
     """Fetch, reset onto the remote head, ``apply`` the change and push; retry when the push is rejected.
 
-    ``apply`` edits and commits on the fresh head and returns True when there
-    is something to push (False: nothing to do, or it refused). Because every
+    The first attempt on a clone straight from :meth:`Clone.create` skips the fetch and
+    reset (the clone is that head). ``apply`` edits and commits on the fresh head and
+    returns True when there is something to push (False: nothing to do, or it refused). Because every
     attempt starts from the newest remote head and re-applies, concurrent
     promoters of different artifacts all land and nothing is overwritten.
     Retries use tenacity with full-jitter exponential backoff so colliding
@@ -379,8 +396,10 @@ def publish(clone: Clone, max_attempts: int, apply: Callable[[Clone], bool]) -> 
     for attempt in retrying:
         with attempt:
             attempts += 1
-            clone.fetch()
-            clone.reset_to_remote()
+            if not clone.just_cloned:  # a clone made a moment ago already is the remote head
+                clone.fetch()
+                clone.reset_to_remote()
+            clone.just_cloned = False
             if apply(clone):
                 clone.push()
     return attempts

@@ -71,8 +71,8 @@ def test_https_token_comes_from_env_via_askpass_and_never_lands_on_disk_or_in_er
     # git asked the askpass helper, which answered from the environment.
     assert seen and base64.b64decode(seen[-1].split()[1]).decode() == f"deploy-bot:{TOKEN}"
     assert TOKEN not in str(err.value)
-    assert TOKEN not in (dest / ".git" / "config").read_text()
-    assert url in (dest / ".git" / "config").read_text()  # the plain URL, no userinfo
+    # A failed `git clone` removes what it wrote; nothing it left anywhere holds the token.
+    assert not (dest / ".git").exists()
     for f in tmp_path.rglob("*"):
         assert not f.is_file() or TOKEN.encode() not in f.read_bytes()
 
