@@ -44,7 +44,7 @@ class ArtifactType(StrEnum):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 ID_HINT = ("max 63 characters: lowercase a-z, 0-9, '.', '_' and '-', starting and ending with a letter "

@@ -195,6 +195,12 @@ class ResolvedConfig(_Strict):
         return EvalThresholds.model_validate(data)
 
 
+# One promptfoo start (Node loading promptfoo, ~2.7 CPU-s, plus the eval stage's own start) costs as much
+# as this many recorded test runs in a shard: below it, one more shard costs more than the work it takes
+# off the others. Measured: docs/pipelines.md, "How many shards".
+MIN_TESTS_PER_SHARD = 64
+
+
 class EvalSettings(_Strict):
     """How the eval stage runs (not what it must reach: that is ``defaults.eval``)."""
 
@@ -202,6 +208,11 @@ class EvalSettings(_Strict):
                             description="most eval tasks (pods) one run starts: the changed items are packed "
                                         "into min(items, max_shards) shards balanced by test runs. The trusted "
                                         "policy decides it; a revision's own config may only lower it")
+    min_tests_per_shard: int = Field(default=MIN_TESTS_PER_SHARD, ge=1, le=100_000,
+                                     description="test runs (tests x repeats) each shard must carry on average: "
+                                                 "a run gets at most test runs // this shards (at least one), so a "
+                                                 "small run starts one promptfoo, not max_shards. The trusted policy "
+                                                 "decides it; a revision's own config may only raise it")
 
 
 class PromptPipelineConfig(_Strict):

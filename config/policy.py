@@ -15,7 +15,8 @@ ship, so the commit must not be able to write them. The trusted policy is, in or
 The revision under test may still carry its own ``config/pipeline.yaml``. A change there
 may only tighten the gates it touches (:func:`loosenings`); when it does, the tightened
 gates apply. ``eval.max_shards`` (the eval fan-out's width, so the pods a run may start) is
-treated like a gate that may only go down: a revision may lower it, never raise it.
+treated like a gate that may only go down: a revision may lower it, never raise it; likewise
+``eval.min_tests_per_shard`` may only go up (fewer, fuller shards, never more).
 Anything looser is refused with one line per field, trusted value then proposed value.
 Settings that are not gates (GitOps repo, store, triggers, artifact directories) always
 come from the trusted policy: a change to them takes effect once it is on the trusted ref.
@@ -227,9 +228,13 @@ def loosenings(trusted: PromptPipelineConfig, proposed: PromptPipelineConfig, wh
     ``artifact_ids``; a loosening already shown for the defaults is not repeated per override.
     """
     lines: list[str] = []
-    if proposed.eval.max_shards > trusted.eval.max_shards:  # a wider fan-out is more pods: only the trusted say
+    # A wider fan-out is more pods and promptfoo starts: only the trusted policy may allow it.
+    if proposed.eval.max_shards > trusted.eval.max_shards:
         lines.append(f"{where}: eval.max_shards: trusted {trusted.eval.max_shards}, proposed "
                      f"{proposed.eval.max_shards}: a change under test may only tighten a gate")
+    if proposed.eval.min_tests_per_shard < trusted.eval.min_tests_per_shard:
+        lines.append(f"{where}: eval.min_tests_per_shard: trusted {trusted.eval.min_tests_per_shard}, proposed "
+                     f"{proposed.eval.min_tests_per_shard}: a change under test may only tighten a gate")
     seen: set[tuple[str, str, str]] = set()
     for aid in _ids(trusted, proposed, extra=artifact_ids):
         scope = "defaults" if aid == "" else f"artifacts matching '{aid}'"

@@ -30,7 +30,6 @@ from steps.datasets import read_guardrail_cases, read_rag_dataset
 from steps.gates import HIT_AT_K, MRR, NDCG_AT_K, RECALL, RECALL_AT_K, SPECIFICITY
 from steps.providers.recordings import JS_PROVIDER, recordings_digest, recordings_dir
 from steps.rag.embeddings import EmbeddingError, EmbeddingProvider
-from steps.rag.retriever import Retriever
 
 T = TypeVar("T")
 CODE_ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +170,8 @@ def rag_spec(af: ArtifactFile, dataset: str, mode: str, repo_root: Path, work_di
     index_path = work_dir / "retriever.pickle"
 
     def build() -> None:
+        from steps.rag.retriever import Retriever  # numpy: imported only by a rag-config's eval, not by plan
+
         try:
             retriever = Retriever(rag, data.documents, entry.encoding, embed)
         except EmbeddingError as exc:

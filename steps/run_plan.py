@@ -8,7 +8,8 @@ level fewer than a separate plan task). What this decides, in order:
    spot (re-judged against today's gates and baseline, every file a cached branch writes,
    written) and never starts an eval task; an item that cannot even be prepared is settled
    as an error (fail closed);
-3. the rest are packed into at most ``eval.max_shards`` shards (steps/shards.py);
+3. the rest are packed into shards (steps/shards.py): at most ``eval.max_shards``, and only one
+   per ``eval.min_tests_per_shard`` test runs (:func:`shard_count`);
 4. the plan (every item, and the shards) is signed into the store: eval tasks read their
    shard there, promote and summary read the items there, by run id;
 5. whether promote has anything to do: nothing when every item's content is what the target
@@ -91,6 +92,17 @@ def shard_limit(config: PromptPipelineConfig) -> int:
     return min(config.eval.max_shards, cap) if cap else config.eval.max_shards
 
 
+def shard_count(config: PromptPipelineConfig, test_runs: int) -> int:
+    """Return how many shards ``test_runs`` pending test runs are packed into (``pack`` also caps it at the items).
+
+    ``min(shard_limit(config), test_runs // eval.min_tests_per_shard)``, at least 1: every shard pays one
+    promptfoo start (on a cluster, one pod), which costs about as much CPU as ``eval.min_tests_per_shard``
+    recorded test runs, so there is only a shard per that many test runs: each shard's tests cost at
+    least its start. The samples' 31 test runs are one shard; 600 use the cluster's 8.
+    """
+    return max(1, min(shard_limit(config), test_runs // config.eval.min_tests_per_shard))
+
+
 def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env: str, dry_run: bool,
              config: PromptPipelineConfig, store: ArtifactStore, key: bytes, no_cache: bool = False) -> RunPlan:
     """Return the run's plan after settling cache hits, packing the rest and storing the plan signed.
@@ -102,7 +114,8 @@ def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env:
     """
     settled = settle_cached(items, repo_root=repo_root, run_id=run_id, target_env=target_env, config=config,
                             store=store, no_cache=no_cache)
-    record = PlanRecord(run_id=run_id, items=items, shards=pack(settled.pending, shard_limit(config)))
+    runs = sum(weight for _, weight in settled.pending)
+    record = PlanRecord(run_id=run_id, items=items, shards=pack(settled.pending, shard_count(config, runs)))
     plan = RunPlan(record=record, settled=list(settled.results))
     every_settled_passed = all(r.status == "passed" for r in plan.settled)
     plan.all_live = every_settled_passed and all_live(items, store, target_env, key)
@@ -112,4 +125,4 @@ def plan_run(items: list[EvalItem], *, repo_root: Path, run_id: str, target_env:
     return plan
 
 
-__all__ = ["RunPlan", "all_live", "plan_run", "shard_limit"]
+__all__ = ["RunPlan", "all_live", "plan_run", "shard_count", "shard_limit"]

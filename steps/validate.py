@@ -60,6 +60,20 @@ def chat_tokens(messages: list[dict[str, str]], encoding_name: str) -> int:
         for m in messages)
 
 
+def chat_tokens_at_most(messages: list[dict[str, str]]) -> int:
+    """Return an upper bound of :func:`chat_tokens` under every catalog encoding, without loading one.
+
+    tiktoken's encodings are byte-level BPE: ``encode`` cuts the text's UTF-8 bytes into tokens
+    of one byte or more (tiktoken ``CoreBPE::encode_ordinary``; with ``disallowed_special=()``
+    special-token text is ordinary text), so a text has at most as many tokens as bytes. Loading
+    an encoding costs ~0.5 s; the exact count is only needed when this bound could break a limit.
+    ``surrogatepass`` sizes a lone surrogate as tiktoken sees it (U+FFFD, 3 bytes).
+    """
+    return TOKENS_REPLY_PRIMER + sum(
+        TOKENS_PER_MESSAGE + len(m["content"].encode("utf-8", "surrogatepass"))
+        + len(m["role"].encode("utf-8", "surrogatepass")) for m in messages)
+
+
 def _model(art: ArtifactFile, loc: tuple[str | int, ...], model_id: str, catalog: Catalog,
            want: str = "chat") -> tuple[Problem | None, ModelEntry | None]:
     found = catalog.resolve(model_id)
@@ -181,7 +195,8 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
     required = {n for n, v in declared.items() if v.required and v.default is None}
     if art.github_models:
         required = set(used_at)
-    worst = 0
+    # The most tokens a rendered prompt may have without breaking any limit.
+    fits = min([c for c, _ in caps] + ([entry.context_window - reserve] if entry is not None else []), default=0)
     for values, at in cases:
         missing = sorted(required - set(values))
         if missing:
@@ -201,19 +216,20 @@ def _validate_prompt(art: ArtifactFile, prompt: PromptArtifact, catalog: Catalog
         except RenderError as exc:
             problems.append(at(str(exc)))
             continue
+        if chat_tokens_at_most(rendered) <= fits:
+            continue  # no limit can be broken: the exact count is not needed
         n = chat_tokens(rendered, entry.encoding)
-        worst = max(worst, n)
         for cap, src in caps:
             if n > cap:
                 problems.append(at(f"rendered prompt is {n} tokens ({entry.encoding}), over {src} of {cap}"))
         if n + reserve > entry.context_window:
             problems.append(at(f"rendered prompt ({n} tokens) + {reserve} reserved output tokens exceeds "
                                f"{prompt.model}'s context window of {entry.context_window}"))
-    if not cases and entry is not None:
-        n = chat_tokens([m.model_dump() for m in prompt.messages], entry.encoding)
-        for cap, src in caps:
-            if n > cap:
-                problems.append(art.loaded.problem(("messages",), f"prompt is {n} tokens, over {src} of {cap}"))
+    messages = [m.model_dump() for m in prompt.messages]
+    if not cases and entry is not None and chat_tokens_at_most(messages) > fits:
+        n = chat_tokens(messages, entry.encoding)
+        problems += [art.loaded.problem(("messages",), f"prompt is {n} tokens, over {src} of {cap}")
+                     for cap, src in caps if n > cap]
     return problems
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from config.pipeline import ConfigError, load_pipeline_config
+from config.pipeline import ConfigError, PromptPipelineConfig, load_pipeline_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -52,6 +52,7 @@ def test_k_of_n_cannot_exceed_repeats(tmp_path: Path):
     ("eval:\n  max_shards: 0\n", "eval.max_shards"),
     ("eval:\n  max_shards: 65\n", "eval.max_shards"),
     ("eval:\n  maxShards: 4\n", "eval.maxShards"),
+    ("eval:\n  min_tests_per_shard: 0\n", "eval.min_tests_per_shard"),
 ])
 def test_max_shards_is_strict(tmp_path: Path, text: str, field: str):
     with pytest.raises(ConfigError) as exc:
@@ -62,4 +63,5 @@ def test_max_shards_is_strict(tmp_path: Path, text: str, field: str):
 
 def test_max_shards_defaults_to_eight():
     assert load_pipeline_config().eval.max_shards == 8
-    assert load_pipeline_config(None).eval.model_dump() == {"max_shards": 8}
+    assert load_pipeline_config(None).eval.model_dump() == {"max_shards": 8, "min_tests_per_shard": 64}
+    assert PromptPipelineConfig().eval.min_tests_per_shard == 64  # the shipped policy says the model's default

@@ -53,6 +53,7 @@ def _cfg(**changes: Any) -> PromptPipelineConfig:
     ({"promotion__chain": ["dev", "prod"], "promotion__environments": {}},
      "defaults: promotion.chain: trusted ['dev', 'staging', 'prod'], proposed ['dev', 'prod']"),
     ({"eval__max_shards": 64}, "config/pipeline.yaml: eval.max_shards: trusted 8, proposed 64"),
+    ({"eval__min_tests_per_shard": 1}, "config/pipeline.yaml: eval.min_tests_per_shard: trusted 64, proposed 1"),
 ])
 def test_each_loosened_field_is_one_line_with_both_values(change: dict[str, Any], line: str) -> None:
     lines = loosenings(_cfg(), _cfg(**change))
@@ -64,7 +65,7 @@ def test_tightening_and_equal_are_not_loosenings() -> None:
     assert loosenings(_cfg(), _cfg()) == []
     tighter = _cfg(defaults__eval__min_pass_rate=0.9, defaults__eval__max_regression=0.0,
                    defaults__datasets=[], promotion__chain=["dev", "staging", "canary", "prod"],
-                   defaults__eval__k_of_n=3, eval__max_shards=2)
+                   defaults__eval__k_of_n=3, eval__max_shards=2, eval__min_tests_per_shard=500)
     assert loosenings(_cfg(), tighter) == []
 
 
@@ -161,3 +162,20 @@ def test_the_trusted_policy_decides_the_fan_out_width_a_revision_may_only_lower_
     assert effective_policy(repo).config.eval.max_shards == 2
     (repo / "config/pipeline.yaml").unlink()
     assert effective_policy(repo).config.eval.max_shards == 4
+
+
+def test_a_revision_may_only_raise_min_tests_per_shard(tmp_path: Path) -> None:
+    """Fewer, fuller shards are a tightening (applied); a lower minimum would start more pods (refused)."""
+    trusted = yaml.safe_load(yaml.safe_dump(TRUSTED))
+    trusted["eval"] = {"max_shards": 8, "min_tests_per_shard": 100}
+    repo = _git_repo(tmp_path / "repo", trusted)
+    proposed = yaml.safe_load(yaml.safe_dump(trusted))
+    proposed["eval"]["min_tests_per_shard"] = 10
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(proposed))
+    with pytest.raises(PolicyLoosened) as exc:
+        effective_policy(repo)
+    assert exc.value.lines == ["config/pipeline.yaml: eval.min_tests_per_shard: trusted 100, proposed 10: "
+                               "a change under test may only tighten a gate"]
+    proposed["eval"]["min_tests_per_shard"] = 400
+    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(proposed))
+    assert effective_policy(repo).config.eval.min_tests_per_shard == 400

@@ -104,3 +104,48 @@ def test_the_local_shard_cap_lowers_max_shards_and_never_raises_it(cap: str | No
     if cap is not None:
         monkeypatch.setenv("PROMPTCI_EVAL_SHARDS_CAP", cap)
     assert shard_limit(config()) == expected
+
+
+@pytest.mark.parametrize(("runs", "max_shards", "min_tests", "cap", "expected"), [
+    (31, 8, 64, None, 1),     # the samples: one promptfoo start, not two or eight
+    (0, 8, 64, None, 1),      # nothing to weigh still packs its items into one shard
+    (127, 8, 64, None, 1),    # a second shard would carry less than its own start costs
+    (128, 8, 64, None, 2),
+    (600, 8, 64, None, 8),    # 200 prompts x 3 tests: the cluster's whole width
+    (600, 8, 64, "2", 2),     # the local cap still lowers it
+    (600, 8, 100, None, 6),
+    (600, 4, 1, None, 4),     # eval.max_shards stays the ceiling
+])
+def test_shard_count_is_the_least_of_max_shards_the_cap_and_one_per_min_tests_per_shard(
+        runs: int, max_shards: int, min_tests: int, cap: str | None, expected: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each shard pays one promptfoo start (a pod on a cluster): a run only gets another shard when
+    that shard takes at least ``eval.min_tests_per_shard`` test runs off the others."""
+    from steps.run_plan import shard_count
+
+    monkeypatch.delenv("PROMPTCI_EVAL_SHARDS_CAP", raising=False)
+    if cap is not None:
+        monkeypatch.setenv("PROMPTCI_EVAL_SHARDS_CAP", cap)
+    cfg = PromptPipelineConfig.model_validate(
+        {**config().model_dump(), "eval": {"max_shards": max_shards, "min_tests_per_shard": min_tests}})
+    assert shard_count(cfg, runs) == expected
+
+
+def test_a_small_run_is_planned_as_one_shard_and_a_lower_minimum_splits_it(tmp_path: Path) -> None:
+    """plan_run packs by the rule: the same two pending items are one shard under the shipped minimum,
+    two when the trusted policy allows a shard per test run."""
+    root = tmp_path / "repo"
+    item = make_repo(root, datasets={"golden": NAMES, "more": NAMES})
+    for n in NAMES:
+        record(root, n, f"Hello {n}!")
+    other = item.model_copy(update={"dataset": "more"})
+    store = LocalStore(tmp_path / "store")
+    key = signing_key(root, create=True)
+    shipped = config()
+    assert shipped.eval.min_tests_per_shard == 64
+    wide = PromptPipelineConfig.model_validate({**shipped.model_dump(), "eval": {"max_shards": 8,
+                                                                                 "min_tests_per_shard": 1}})
+    for cfg, shards in ((shipped, 1), (wide, 2)):
+        plan = plan_run([item, other], repo_root=root, run_id=f"s{shards}", target_env="dev", dry_run=True,
+                        config=cfg, store=store, key=key, no_cache=True)
+        assert len(plan.record.shards) == shards, plan.lines("dev")

@@ -1,10 +1,13 @@
+import re
 from pathlib import Path
 
 import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.problems import Severity
 from steps.tokens import seed_tiktoken_cache
-from steps.validate import chat_tokens, validate_paths
+from steps.validate import chat_tokens, chat_tokens_at_most, validate_paths
 
 
 def run(repo: Path, path: str = "prompts") -> tuple[list[str], list[str]]:
@@ -121,3 +124,28 @@ def test_token_counts_equal_tiktoken_offline(tmp_path: Path, monkeypatch):
         msgs = [{"role": "system", "content": text}, {"role": "user", "content": "hi"}]
         expected = 3 + sum(3 + len(enc.encode(m["content"])) + len(enc.encode(m["role"])) for m in msgs)
         assert chat_tokens(msgs, name) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(max_size=400), min_size=1, max_size=4))
+def test_the_byte_bound_is_never_below_the_exact_count(texts: list[str]):
+    """Validate skips tiktoken when the byte bound fits every limit: the bound must hold for every encoding."""
+    msgs = [{"role": ("system", "user", "assistant")[i % 3], "content": t} for i, t in enumerate(texts)]
+    msgs.append({"role": "user", "content": "lone surrogate \ud800 and <|endoftext|>"})
+    for name in ("cl100k_base", "o200k_base"):
+        assert chat_tokens_at_most(msgs) >= chat_tokens(msgs, name)
+
+
+def test_a_cap_between_the_exact_count_and_the_byte_bound_is_not_broken(repo: Path):
+    """The byte bound only decides when counting is needed: what is reported, and when, is the exact count."""
+    f = repo / "prompts" / "rag-answer.yaml"
+    edit(f, "max_prompt_tokens: 6000", "max_prompt_tokens: 1")
+    errors, _ = run(repo, "prompts/rag-answer.yaml")
+    counts = [int(re.search(r"rendered prompt is (\d+) tokens", e).group(1)) for e in errors]  # type: ignore[union-attr]
+    assert len(counts) == 2 and all(n > 1 for n in counts)
+    edit(f, "max_prompt_tokens: 1", f"max_prompt_tokens: {max(counts)}")
+    assert run(repo, "prompts/rag-answer.yaml") == ([], [])  # far fewer tokens than bytes: no count, no error
+    edit(f, f"max_prompt_tokens: {max(counts)}", f"max_prompt_tokens: {max(counts) - 1}")
+    errors, _ = run(repo, "prompts/rag-answer.yaml")
+    assert [f"rendered prompt is {max(counts)} tokens (cl100k_base), over the prompt's limits.max_prompt_tokens "
+            f"of {max(counts) - 1}" in e for e in errors].count(True) == counts.count(max(counts)) == len(errors)

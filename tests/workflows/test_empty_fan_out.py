@@ -12,6 +12,7 @@ import pytest
 from config.artifacts import ArtifactType
 from config.pipeline import load_pipeline_config
 from steps.contracts import EvalItem, ShardRef, to_wire
+from steps.run_plan import shard_count
 from steps.shards import pack
 from tests.workflows.test_metrics_parity import ScriptedPods
 from tests.workflows.test_safe_path import policy_configmaps
@@ -72,12 +73,15 @@ def test_nothing_to_promote_skips_promote_and_the_run_succeeds(tmp_path: Path,
 
 def test_a_200_prompt_full_run_starts_at_most_8_eval_pods_plus_4(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fan-out's width is eval.max_shards of the shipped policy, whatever the item count: 200
-    changed prompts (3 tests each) make 8 shards, so lint, validate, 8 evals, promote and summary."""
+    """The fan-out's width is at most eval.max_shards of the shipped policy, whatever the item count: 200
+    changed prompts (3 tests each, 600 test runs: 600 // eval.min_tests_per_shard = 9 shards are worth their
+    starts, ``shard_count``) make 8 shards, so lint, validate, 8 evals, promote and summary."""
     items = [(EvalItem(artifact_id=f"p{i:03d}", artifact_type="prompt", path=f"prompts/p{i:03d}.yaml",
                        dataset="golden", content_hash=f"sha256:{i:064x}"), 3) for i in range(200)]
-    max_shards = load_pipeline_config().eval.max_shards
-    shards = pack(items, max_shards)
+    monkeypatch.delenv("PROMPTCI_EVAL_SHARDS_CAP", raising=False)  # the cluster's plan: no local cap
+    policy = load_pipeline_config()
+    max_shards = policy.eval.max_shards
+    shards = pack(items, shard_count(policy, sum(w for _, w in items)))
     refs = [ShardRef(index=s.index, items=len(s.items), tests=s.tests) for s in shards]
     full = _run(tmp_path, ValidatePods(refs, count=200), "full", monkeypatch)
     assert full.status == "Succeeded", full.message
