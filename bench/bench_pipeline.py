@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from bench import generate, layout  # noqa: E402
 from bench.floor import Floor, FloorError, run_floor  # noqa: E402
 from bench.measure import QUICK_ENV, Measured, fmt_load, quick, ratio  # noqa: E402
-from bench.pipeline_runs import fanout_width, run_pipeline, stage_starts  # noqa: E402
+from bench.pipeline_runs import breakdown, fanout_width, fmt_breakdown, run_pipeline, stage_starts  # noqa: E402
 
 GB = 1024.0
 FIGURES = ("samples", "cached", "pods", "full", "starts")
@@ -50,11 +50,16 @@ class Report:
         self.rows: list[tuple[str, str, str, bool | None]] = []
         self.data: dict[str, Any] = {"cores": os.cpu_count()}
 
-    def measured(self, key: str, m: Measured) -> None:
-        """Print one measured process tree and keep it."""
+    def measured(self, key: str, m: Measured, run_dir: Path | None = None) -> None:
+        """Print one measured process tree and keep it; with the run's ``run_dir``, also where its wall went."""
         print("   " + m.line(), flush=True)
         self.data[key] = {"wall_s": round(m.wall_s, 2), "cpu_s": round(m.cpu_s, 2),
                           "peak_rss_mb": round(m.peak_rss_mb), "exit": m.returncode, "load": m.load}
+        if run_dir is not None and (run_dir / "run.json").is_file():
+            parts = breakdown(run_dir, m)
+            print("     where the wall went: " + fmt_breakdown(parts), flush=True)
+            self.data[key]["breakdown"] = [{"segment": n, "wall_s": round(w, 2),
+                                            "cpu_s": None if c is None else round(c, 2)} for n, w, c in parts]
 
     def goal(self, name: str, value: str, goal: str, ok: bool | None) -> None:
         """Record one figure against its goal (``ok`` None: reported, no goal)."""
@@ -95,7 +100,7 @@ def samples_vs_floor(rep: Report, work: Path, logs: Path, rounds: int) -> Path:
     generate.copy_samples(repo)
     print(f"1. sample prompts: run vs one bare promptfoo (load {fmt_load()})", flush=True)
     m, run_dir = run_pipeline("submit.py run prompt (samples)", repo, "bench-samples", logs=logs)
-    rep.measured("samples_run", m)
+    rep.measured("samples_run", m, run_dir)
     _require_ok(m, "the samples run", logs)
     try:
         floor = best_floor(rep, "samples_floor", run_dir, repo, work, rounds)
@@ -137,7 +142,7 @@ def generated_vs_floor(rep: Report, work: Path, logs: Path, prompts: int, rounds
     items = generate.generate(repo, prompts)
     print(f"2. {prompts} generated prompts: full run vs one bare promptfoo (load {fmt_load()})", flush=True)
     m, run_dir = run_pipeline(f"submit.py run prompt ({prompts} prompts)", repo, "bench-full", logs=logs)
-    rep.measured("generated_run", m)
+    rep.measured("generated_run", m, run_dir)
     _require_ok(m, "the generated run", logs)
     per_item = m.cpu_s / items
     rep.data["cpu_s_per_item"] = round(per_item, 3)

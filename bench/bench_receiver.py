@@ -67,7 +67,12 @@ def floor_server() -> tuple[int, Callable[[], None]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Floor)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server.server_address[1], lambda: (server.shutdown(), server.server_close())  # type: ignore[func-returns-value]
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return server.server_address[1], stop
 
 
 def now_server() -> tuple[int, Callable[[], None]]:

@@ -43,6 +43,8 @@ class Measured:
     returncode: int
     load: tuple[float, float, float]
     """``os.getloadavg()`` when the process started."""
+    started_at: float = 0.0
+    """``time.time()`` when the process started: places a run's own timestamps (run.json) on the wall."""
 
     def line(self) -> str:
         """Return the figure as one line: wall, CPU-s, peak RSS, exit status and load."""
@@ -123,6 +125,7 @@ def run(label: str, cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     peak = 0
+    started_at = time.time()
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
@@ -151,7 +154,7 @@ def run(label: str, cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping
     _reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(label, wall, cpu, peak / 2**20, code, started_load)
+    return Measured(label, wall, cpu, peak / 2**20, code, started_load, started_at)
 
 
 def ratio(a: float, b: float) -> float:

@@ -160,3 +160,33 @@ def phase_wall(run_dir: Path, task: str) -> tuple[float, int]:
     if not nodes:
         return 0.0, 0
     return max(n["finished"] for n in nodes) - min(n["started"] for n in nodes), len(nodes)
+
+
+def breakdown(run_dir: Path, m: Measured) -> list[tuple[str, float, float | None]]:
+    """Return where a measured run's wall went: ``(segment, seconds, CPU-s or None)`` in order.
+
+    The segments are the CLI before the first stage started, each task from its first node's start to its
+    last node's finish (with its nodes' CPU-s, from run.json), and the CLI after the last stage. It exists
+    so a figure that misses its goal says which part to work on.
+    """
+    nodes = [n for n in json.loads((run_dir / "run.json").read_text())["nodes"]
+             if n.get("started") and n.get("finished")]
+    if not nodes:
+        return [("whole run", m.wall_s, m.cpu_s)]
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for n in sorted(nodes, key=lambda n: n["started"]):
+        tasks.setdefault(n["task"], []).append(n)
+    first, last = min(n["started"] for n in nodes), max(n["finished"] for n in nodes)
+    parts: list[tuple[str, float, float | None]] = [("before the first stage", first - m.started_at, None)]
+    for task, group in tasks.items():
+        wall = max(n["finished"] for n in group) - min(n["started"] for n in group)
+        cpu = sum(n.get("cpu_seconds") or 0.0 for n in group)
+        parts.append((task if len(group) == 1 else f"{task} ×{len(group)}", wall, cpu))
+    parts.append(("after the last stage", m.started_at + m.wall_s - last, None))
+    return parts
+
+
+def fmt_breakdown(parts: list[tuple[str, float, float | None]]) -> str:
+    """Return :func:`breakdown` as one line (tasks that ran side by side overlap, so they need not add up)."""
+    return " · ".join(f"{name} {wall:.2f} s" + (f" ({cpu:.2f} CPU-s)" if cpu is not None else "")
+                      for name, wall, cpu in parts)

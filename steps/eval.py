@@ -30,8 +30,7 @@ from typing import TypeVar
 
 from config.pipeline import PromptPipelineConfig
 from steps.contracts import BranchResult, EvalItem, Shard
-from steps.eval_batch import Part, measure_batch, shard_label
-from steps.eval_results import EvalResult
+from steps.eval_batch import Outcome, Part, measure_batch, shard_label
 from steps.eval_run import cached, measure
 from steps.eval_spec import (
     BranchError,
@@ -42,6 +41,7 @@ from steps.eval_spec import (
     prepare_tests,
     spec_for,
 )
+from steps.eval_split import report_stub, shard_report_key
 from steps.eval_verdict import (
     NETWORK_ERROR,
     Branch,
@@ -156,16 +156,16 @@ def settle_cached(items: list[EvalItem], *, repo_root: Path, run_id: str, target
     return settled
 
 
-def _measure(parts: list[Part], work_dir: Path, no_cache: bool
-             ) -> list[tuple[EvalResult, dict[str, bytes]] | BranchError]:
-    """Return ``measure_batch``'s outcomes; a crash of it is every part's error (fail closed), never raised."""
+def _measure(parts: list[Part], work_dir: Path, no_cache: bool) -> tuple[list[Outcome], bytes | None]:
+    """Return ``measure_batch``'s outcomes and shard report; a crash of it is every part's error (fail
+    closed), never raised."""
     if not parts:
-        return []
+        return [], None
     try:
         return measure_batch(parts, work_dir, no_cache)
     except Exception as exc:
         log.exception("the shard's promptfoo run crashed")
-        return [BranchError(f"eval stage crashed: {type(exc).__name__}: {exc}") for _ in parts]
+        return [BranchError(f"eval stage crashed: {type(exc).__name__}: {exc}") for _ in parts], None
 
 
 @dataclass
@@ -221,14 +221,26 @@ def run_shard(shard: Shard, *, repo_root: Path, run_id: str, target_env: str | N
             done[pos] = got.result
         else:  # it cannot be prepared: an error of its own, the others still run
             done[pos] = seal(got, b, store=store, run_id=run_id, key=key, branch_file=True)
-    measured = _measure([p for _, p, _ in parts], work_dir, no_cache)
+    measured, report = _measure([p for _, p, _ in parts], work_dir, no_cache)
+    stored: list[str] = []  # the shard report's key, once it is in the store
+
+    def shard_report(report: bytes) -> str:
+        """Return the key of the shard's report, storing it the first time (raises StoreError)."""
+        if not stored:
+            key_name = shard_report_key(run_id, shard.index, report)
+            store.put_bytes(key_name, report, "text/html")
+            stored.append(key_name)
+        return stored[0]
+
     for (pos, part, b), outcome in zip(parts, measured, strict=True):
 
-        def judge(part: Part = part, b: Branch = b,
-                  outcome: tuple[EvalResult, dict[str, bytes]] | BranchError = outcome) -> BranchResult:
+        def judge(part: Part = part, b: Branch = b, outcome: Outcome = outcome) -> BranchResult:
             if isinstance(outcome, BranchError):
                 raise outcome
-            return finish(part.prep, b, outcome[0], outcome[1], cached=False, store=store, run_id=run_id,
+            files = outcome[1]
+            if report is not None:
+                files = {**files, "report.html": report_stub(shard_report(report), part, len(parts))}
+            return finish(part.prep, b, outcome[0], files, cached=False, store=store, run_id=run_id,
                           target_env=target_env, key=key)
 
         done[pos] = seal(_guarded(part.prep.item, b, store, judge), b, store=store, run_id=run_id, key=key,

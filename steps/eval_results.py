@@ -192,16 +192,28 @@ def parse_results(path: Path, *, artifact_id: str, dataset: str, content_hash: s
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path.name} is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    return result_of(doc, path.name, artifact_id=artifact_id, dataset=dataset, content_hash=content_hash,
+                     model=model, provider=provider, promptfoo_version=promptfoo_version, repeats=repeats)
+
+
+def result_of(doc: Any, name: str, *, artifact_id: str, dataset: str, content_hash: str, model: str,
+              provider: str, promptfoo_version: str, repeats: int) -> EvalResult:
+    """Return the typed result of promptfoo's results document ``doc`` (already parsed; ``name`` names it).
+
+    What ``parse_results`` does after reading the file; it exists so a shard's
+    split documents (steps/eval_batch.py), already in memory, are not written
+    and parsed again. Raises ResultsError when ``doc`` is not promptfoo's shape.
+    """
     rows = doc.get("results", {}).get("results") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ResultsError(f"{path.name} has no results.results list (not a promptfoo v3 results file)")
+        raise ResultsError(f"{name} has no results.results list (not a promptfoo v3 results file)")
     rows = sorted(rows, key=lambda r: _num(r.get("testIdx")))
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         meta = (r.get("testCase") or {}).get("metadata") or {}
         idx = meta.get("promptci_index")
         if not isinstance(idx, int):
-            raise ResultsError(f"{path.name}: a result (testIdx {r.get('testIdx')}) lacks promptci_index "
+            raise ResultsError(f"{name}: a result (testIdx {r.get('testIdx')}) lacks promptci_index "
                                "metadata; it was not produced from a promptci config")
         grouped[idx].append(r)
     tests = []

@@ -65,6 +65,14 @@ class RollbackResult:
     infra: list[str] = field(default_factory=list)
     live: ArtifactConfigMap | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """Return what the rollback did as JSON-ready data (``promptci rollback --format json``): the fields
+        above except the live ConfigMap object, and ``exit_code`` (75 when an infrastructure step failed)."""
+        return {"artifact_id": self.artifact_id, "env": self.env, "from_version": self.from_version,
+                "from_hash": self.from_hash, "to_version": self.to_version, "to_hash": self.to_hash,
+                "restored_from": self.restored_from, "commit": self.commit, "history": self.history,
+                "notes": self.notes, "infra": self.infra, "exit_code": 75 if self.infra else 0}
+
     def render(self) -> str:
         """Return a one-paragraph summary for the terminal (plus baseline notes and errors)."""
         if self.commit is None:

@@ -68,10 +68,16 @@ class LocalStore:
         self.root = Path(root).resolve()
 
     def _path(self, key: str) -> Path:
-        p = (self.root / key).resolve()
-        if self.root != p and self.root not in p.parents:
+        """Return the file of ``key``: a relative path of plain names (no ``..``, ``.`` or empty name).
+
+        Checked on the key's text, without resolving the path on disk (a system call per
+        directory level, for every one of the thousands of files a shard writes): no key
+        can name anything outside ``root`` unless ``root``'s own tree holds a symlink out.
+        """
+        names = key.rstrip("/").split("/")
+        if key.startswith("/") or any(n in ("", ".", "..") for n in names):
             raise StoreError(f"key escapes the store: {key!r}")
-        return p
+        return self.root.joinpath(*names)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         path = self._path(key)

@@ -15,7 +15,7 @@ import pytest
 from bench import generate, layout
 from bench.bench_lint import check_cmd
 from bench.floor import PROVIDER_VAR, FloorError, floor_config, run_floor
-from bench.pipeline_runs import run_pipeline
+from bench.pipeline_runs import breakdown, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,5 +105,10 @@ def test_generated_repo_runs_and_its_floor_evaluates_the_same_tests(tmp_path: Pa
     measured, run_dir = run_pipeline("run", repo, "smoke", logs=tmp_path / "logs")
     assert measured.returncode == 0, (tmp_path / "logs" / "smoke.log").read_text()[-3000:]
     assert measured.cpu_s > 0 and measured.peak_rss_mb > 0
+    parts = dict((name, (wall, cpu)) for name, wall, cpu in breakdown(run_dir, measured))
+    # every stage that ran is a segment, inside the measured wall, and the CLI's own share is not negative
+    assert {"lint", "validate", "promote", "summary"} <= parts.keys() and any(k.startswith("eval") for k in parts)
+    assert all(0 <= wall <= measured.wall_s for wall, _ in parts.values())
+    assert parts["validate"][1] is not None and parts["validate"][1] > 0
     floor = run_floor(run_dir, repo, tmp_path / "floor")
     assert floor.tests == floor.passed == 4  # 2 prompts x 2 tests, every one answered from the recordings

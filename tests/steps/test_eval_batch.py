@@ -21,6 +21,7 @@ error per item) or repeats would collapse (``check_runs`` makes that an error).
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 import stat
@@ -79,6 +80,15 @@ def _shard(env: dict[str, Path], items: list[EvalItem], cfg: PromptPipelineConfi
                      target_env=None, config=cfg, store=LocalStore(env["store"]), work_dir=env["work"] / run_id)
 
 
+def _linked_report(store: LocalStore, run_id: str, r: BranchResult) -> str:
+    """Return the store key the item's report.html page links to (resolved from the page's own key)."""
+    key = run_key(run_id, r.artifact_id, r.dataset, "report.html")
+    page = (store.get_bytes(key) or b"").decode()
+    href = re.search(r"<a href='([^']+)'>", page)
+    assert href, page
+    return posixpath.normpath(posixpath.join(posixpath.dirname(key), href.group(1)))
+
+
 def _stable(doc: Any) -> Any:
     """Return ``doc`` without the VOLATILE fields, at any depth."""
     if isinstance(doc, dict):
@@ -120,7 +130,12 @@ def test_one_process_per_shard_and_one_failing_item_fails_only_its_own_gate(env)
                                                                              "branch.json")))) == r
         junit = store.get_bytes(run_key("r1", r.artifact_id, r.dataset, "junit.xml")) or b""
         assert junit.count(b"<testcase ") == r.runs_total  # its own suite only
-        assert store.get_bytes(run_key("r1", r.artifact_id, r.dataset, "report.html"))
+    # promptfoo's report of the whole shard is stored once; each item's report.html leads to it
+    (report,) = store.list_keys("runs/r1/shards/")
+    assert b"<html" in (store.get_bytes(report) or b"")
+    for k, r in enumerate(results):
+        assert _linked_report(store, "r1", r) == report
+        assert f"[#{k} {r.artifact_id}/{r.dataset}]".encode() in (store.get_bytes(report) or b"")  # its column
 
     # The same items one promptfoo each (today's path): the same verdicts and the same measurements.
     alone = [run_branch(i, repo_root=env["repo"], run_id="r2", target_env=None, config=cfg,
@@ -150,6 +165,12 @@ def test_a_retried_shard_reruns_only_the_items_without_a_final_record(env):
     assert retried[1].status == "passed"
     assert len(_lines(env["starts"])) == 2
     assert {c[0] for c in _calls(env)[12:]} == {"welcomer"} and len(_calls(env)) == 12 + 9
+
+    # each attempt's report is kept: the item finished in the first one still leads to the report that measured it
+    store = LocalStore(env["store"])
+    assert len(store.list_keys("runs/r1/shards/")) == 2
+    assert _linked_report(store, "r1", first[0]) != _linked_report(store, "r1", retried[1])
+    assert b"[#0 greeter/" in (store.get_bytes(_linked_report(store, "r1", first[0])) or b"")
 
     again = _shard(env, items, cfg)  # both final now: nothing starts
     assert again == retried and len(_lines(env["starts"])) == 2 and len(_calls(env)) == 21

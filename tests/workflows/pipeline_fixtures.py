@@ -114,7 +114,8 @@ def exit_handler_template(out: str) -> dict[str, Any]:
 
     with WorkflowTemplate(name="fixture-exit", entrypoint="main", on_exit="report") as wt:
         w = _s(work, "work")
-        Script(name="report", source=record_status.wrapped_function, image="python:3.11",
+        record_status_source = record_status.wrapped_function  # type: ignore[attr-defined]  # hera's decorated function
+        Script(name="report", source=record_status_source, image="python:3.11",
                constructor=RunnerScriptConstructor(outputs_directory="/tmp/hera-outputs"), command=["python"],
                env=[Env(name="WF_STATUS", value="{{workflow.status}}")],
                inputs=[Parameter(name="out", value=out)])
@@ -131,7 +132,8 @@ def configmap_template(out: str) -> dict[str, Any]:
 
     with WorkflowTemplate(name="cm", entrypoint="main", arguments=[Parameter(name="out", value=out)],
                           volumes=[Volume(name="cfg", config_map=ConfigMapVolumeSource(name="policy"))]) as wt:
-        s = Script(name="show", source=show_policy.wrapped_function, image="python:3.11",
+        show_policy_source = show_policy.wrapped_function  # type: ignore[attr-defined]  # hera's decorated function
+        s = Script(name="show", source=show_policy_source, image="python:3.11",
                    constructor=RunnerScriptConstructor(outputs_directory="/tmp/hera-outputs"), command=["python"],
                    env=[Env(name="POLICY", value="/etc/promptci/pipeline.yaml")],
                    volume_mounts=[VolumeMount(name="cfg", mount_path="/etc/promptci", read_only=True)])

@@ -62,9 +62,14 @@ def test_promote_rollback_status_round_trip(repo: Path) -> None:
     assert data["artifacts"]["support-reply"]["dev"]["version"] == "1.1.0"
     assert data["artifacts"]["support-reply"]["staging"] is None
 
-    rb = _invoke(rollback_cmd, ["support-reply", "--env", "dev", "--repo-root", str(repo)])
+    rb = _invoke(rollback_cmd, ["support-reply", "--env", "dev", "--repo-root", str(repo), "--format", "json"])
     assert rb.exit_code == 0, rb.output
-    assert "rolled back support-reply in dev: 1.1.0" in rb.output
+    done = json.loads(rb.output)
+    assert (done["artifact_id"], done["env"], done["from_version"], done["to_version"]) == \
+        ("support-reply", "dev", "1.1.0", "1.0.0")
+    assert done["commit"] and done["exit_code"] == 0
+    again = _invoke(rollback_cmd, ["support-reply", "--env", "dev", "--repo-root", str(repo), "--to", "1.0.0"])
+    assert again.exit_code == 0 and "already live; nothing to do" in again.output
     table = _invoke(status_cmd, ["--repo-root", str(repo)])
     assert table.exit_code == 0
     row = next(line for line in table.output.splitlines() if "support-reply" in line)
@@ -127,6 +132,10 @@ def test_rollback_unknown_artifact_fails_cleanly(repo: Path) -> None:
     res = CliRunner().invoke(rollback_cmd, ["ghost", "--env", "dev", "--repo-root", str(repo)])
     assert res.exit_code == 1
     assert "ghost is not live in dev" in res.output
+    as_json = CliRunner().invoke(rollback_cmd, ["ghost", "--env", "dev", "--repo-root", str(repo),
+                                                "--format", "json"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["exit_code"] == 1 and "ghost is not live in dev" in as_json.stderr
 
 
 def test_status_before_any_promotion(repo: Path) -> None:

@@ -125,8 +125,9 @@ def promote_cmd(run_id: str, env: str, repo_root: Path, config_path: Path | None
 @trusted_config_option
 @trusted_ref_option
 @_workdir
+@format_option
 def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, config_path: Path | None,
-                 ref: str | None, workdir: Path | None) -> None:
+                 ref: str | None, workdir: Path | None, fmt: str) -> None:
     """Restore ARTIFACT's earlier content in ENV by a new commit (history is never rewritten).
 
     The restored content stays until a newer source revision is promoted; the environment's
@@ -142,9 +143,13 @@ def rollback_cmd(artifact: str, env: str, to: str | None, repo_root: Path, confi
         result = rollback_artifact(artifact, env=env, config=config, repo_root=repo_root, to=to, workdir=workdir,
                                    store=make_store(config, repo_root), key=key)
     except RollbackError as exc:
+        code = ExitCode.TRANSIENT if exc.transient else ExitCode.REJECTED
+        if fmt == "json":  # the same one line, as data on stdout
+            click.echo(json.dumps({"artifact_id": artifact, "env": env, "error": str(exc), "exit_code": int(code)},
+                                  indent=2))
         click.echo(f"error: rollback of {artifact} in {env}: {exc}", err=True)
-        raise SystemExit(ExitCode.TRANSIENT if exc.transient else ExitCode.REJECTED) from None
-    click.echo(result.render())
+        raise SystemExit(code) from None
+    click.echo(json.dumps(result.as_dict(), indent=2) if fmt == "json" else result.render())
     if result.infra:
         raise SystemExit(ExitCode.TRANSIENT)
 
