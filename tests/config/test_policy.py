@@ -53,7 +53,7 @@ def _cfg(**changes: Any) -> PromptPipelineConfig:
     ({"promotion__chain": ["dev", "prod"], "promotion__environments": {}},
      "defaults: promotion.chain: trusted ['dev', 'staging', 'prod'], proposed ['dev', 'prod']"),
     ({"eval__max_shards": 64}, "config/pipeline.yaml: eval.max_shards: trusted 8, proposed 64"),
-    ({"eval__min_tests_per_shard": 1}, "config/pipeline.yaml: eval.min_tests_per_shard: trusted 64, proposed 1"),
+    ({"eval__min_tests_per_shard": 1}, "config/pipeline.yaml: eval.min_tests_per_shard: trusted 150, proposed 1"),
 ])
 def test_each_loosened_field_is_one_line_with_both_values(change: dict[str, Any], line: str) -> None:
     lines = loosenings(_cfg(), _cfg(**change))
