@@ -76,10 +76,12 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
     child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
+    from steps.promptfoo_warm import warm_for_run
     from steps.providers.local_model import LocalModelError, serving_for_run
 
-    try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
-        with serving_for_run(child_env, root / ".promptci" / "local-model.log"):
+    model_log = root / ".promptci" / "local-model.log"
+    try:  # one warm promptfoo (its Node load overlaps lint/validate); PROMPTCI_PROVIDER=local: one model server
+        with warm_for_run(child_env, executor == "process"), serving_for_run(child_env, model_log):
             failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
                                 lambda: _executor(executor, root, configmaps_dir, secrets_dir))
     except LocalModelError as exc:
