@@ -22,7 +22,6 @@ dies with the runner (``setpriv --pdeathsig``) and carries its lifecycle token.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import select
@@ -58,19 +57,33 @@ class WarmResult:
     timed_out: bool
 
 
-def _send(f: io.BufferedIOBase, obj: dict[str, Any]) -> None:
-    f.write(json.dumps(obj).encode() + b"\n")
-    f.flush()
+class _Channel:
+    """JSON lines over a connected Unix socket; ``recv`` can wait with a timeout (no buffered-file pitfalls)."""
 
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = b""
 
-def _recv(f: io.BufferedIOBase) -> dict[str, Any] | None:
-    """Return the next JSON line from ``f``, or None at EOF or on a line that is not a JSON object."""
-    line = f.readline()
-    try:
-        msg = json.loads(line) if line else None
-    except ValueError:
-        return None
-    return msg if isinstance(msg, dict) else None
+    def send(self, obj: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def recv(self, timeout_s: float | None = None) -> dict[str, Any] | None:
+        """Return the next JSON object; None at EOF or on a bad line; raise TimeoutError after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while b"\n" not in self._buf:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.sock], [], [], wait)[0]:
+                raise TimeoutError
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return None
+        return msg if isinstance(msg, dict) else None
 
 
 class _Shim:
@@ -126,6 +139,7 @@ class WarmBroker:
         self._server.bind(self.address)
         self._server.listen(16)
         self._stopping = threading.Event()
+        self.served = 0  # jobs a shim accepted (ran warm)
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept, name="promptfoo-warm-broker", daemon=True)
         self._acceptor.start()
@@ -152,45 +166,48 @@ class WarmBroker:
 
     def _serve(self, conn: socket.socket) -> None:
         """One client: claim → {state} → job → {pid} (or {cold}) → wait or kill → {returncode}."""
-        with conn, conn.makefile("rwb") as f:
-            req = _recv(f)
+        with conn:
+            ch = _Channel(conn)
+            req = ch.recv()
             shim = self._take(req) if req else None
             if shim is None:
                 with contextlib.suppress(OSError):
-                    _send(f, {"cold": "no warm promptfoo left"})
+                    ch.send({"cold": "no warm promptfoo left"})
                 return
             try:
-                self._run(conn, f, shim)
+                self._run(ch, shim)
             except OSError:
                 pass  # the client went away: the shim is killed below
             finally:
                 shim.kill()
 
-    def _run(self, conn: socket.socket, f: io.BufferedIOBase, shim: _Shim) -> None:
-        _send(f, {"state": str(shim.state)})
-        job = _recv(f)
+    def _run(self, ch: _Channel, shim: _Shim) -> None:
+        ch.send({"state": str(shim.state)})
+        job = ch.recv()
         if job is None:
             return
         shim_conn = shim.connect(READY_TIMEOUT_S)
         if shim_conn is None:
-            _send(f, {"cold": f"the warm promptfoo is not ready (exit {shim.proc.poll()})"})
+            ch.send({"cold": f"the warm promptfoo is not ready (exit {shim.proc.poll()})"})
             return
-        with shim_conn, shim_conn.makefile("rwb") as sf:
-            _recv(sf)  # {"ready": true}
-            _send(sf, job)
-            answer = _recv(sf) or {"reason": f"the warm promptfoo exited {shim.proc.poll()}"}
+        with shim_conn:
+            sc = _Channel(shim_conn)
+            sc.recv(READY_TIMEOUT_S)  # {"ready": true}
+            sc.send(job)
+            answer = sc.recv(READY_TIMEOUT_S) or {"reason": f"the warm promptfoo exited {shim.proc.poll()}"}
         if not answer.get("accepted"):
-            _send(f, {"cold": str(answer.get("reason"))})
+            ch.send({"cold": str(answer.get("reason"))})
             return
-        _send(f, {"pid": shim.proc.pid})
+        self.served += 1
+        ch.send({"pid": shim.proc.pid})
         while shim.proc.poll() is None:  # until it exits, or the client says kill (or goes away)
-            readable, _, _ = select.select([conn], [], [], 0.1)
-            if readable and not conn.recv(1024):
-                return  # EOF: the client died; the shim is killed by the caller
-            if readable:
-                shim.kill()
-        _send(f, {"returncode": shim.proc.returncode, "stdout": str(shim.stdout), "stderr": str(shim.stderr)})
-        conn.recv(1)  # the client has copied the output when it closes
+            with contextlib.suppress(TimeoutError):
+                if ch.recv(0.1) is None:
+                    return  # EOF: the client died; the caller kills the shim
+                shim.kill()  # {"kill": true}: its timeout passed, or it was interrupted
+        ch.send({"returncode": shim.proc.returncode, "stdout": str(shim.stdout), "stderr": str(shim.stderr)})
+        with contextlib.suppress(TimeoutError):
+            ch.recv(60.0)  # the client has copied the output when it closes
 
     def stop(self) -> None:
         """Stop serving, kill every shim (running or spare) and remove the broker's directory."""
@@ -258,8 +275,7 @@ def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path
         sock.settimeout(CONNECT_TIMEOUT_S)
         sock.connect(address)
         sock.settimeout(None)
-        with sock.makefile("rwb") as f:
-            return _job(sock, f, cmd, args, cwd, env_for, deadline, out, err)
+        return _job(_Channel(sock), cmd, args, cwd, env_for, deadline, out, err)
     except OSError as exc:
         log.info("warm promptfoo unavailable (%s); running cold", exc)
         return None
@@ -267,34 +283,38 @@ def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path
         sock.close()
 
 
-def _job(sock: socket.socket, f: io.BufferedIOBase, cmd: list[str], args: list[str], cwd: Path,
-         env_for: Callable[[Path], dict[str, str]], deadline: float, out: IO[bytes],
-         err: IO[bytes]) -> WarmResult | None:
-    _send(f, {"node": cmd[0], "entry": cmd[1]})
-    claim = _recv(f)
+def _job(ch: _Channel, cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path], dict[str, str]],
+         deadline: float, out: IO[bytes], err: IO[bytes]) -> WarmResult | None:
+    """Claim the shim, send the job, wait for its end (or kill it at ``deadline``); None: run it cold."""
+    ch.send({"node": cmd[0], "entry": cmd[1]})
+    claim = ch.recv()
     if not claim or "state" not in claim:
         _cold(claim)
         return None
     state = Path(claim["state"])
     shutil.rmtree(state, ignore_errors=True)
     with promptfoo.removed(state):
-        _send(f, {"argv": args, "cwd": str(cwd), "env": env_for(state)})
-        started = _recv(f)
+        ch.send({"argv": args, "cwd": str(cwd), "env": env_for(state)})
+        try:
+            started = ch.recv(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return WarmResult(None, True)  # the timeout passed before it started; closing kills the shim
         if not started or "pid" not in started:
             _cold(started)
             return None
         timed_out = False
         try:
-            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+            try:
+                done = ch.recv(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
                 timed_out = True
-                sock.sendall(b"kill\n")
-            done = _recv(f)
+                ch.send({"kill": True})
+                done = ch.recv()
         except OSError:
             done = None
         except BaseException:
             with contextlib.suppress(OSError):
-                sock.sendall(b"kill\n")  # interrupted: never leave promptfoo behind
+                ch.send({"kill": True})  # interrupted: never leave promptfoo behind
             raise
         if not done or "returncode" not in done:  # the job ran: never again cold; no exit code is an error
             log.warning("the warm promptfoo broker went away during the job")
