@@ -47,6 +47,7 @@ OFF = "off"
 READY_TIMEOUT_S = 120.0  # a shim still loading is waited for (it is ahead of a cold start) up to this
 CONNECT_TIMEOUT_S = 5.0
 KILL_GRACE_S = 5.0
+AFTER_EVAL = ("promote", "summary")  # tasks of workflows/templates.py that run after every eval
 
 
 @dataclass
@@ -208,6 +209,21 @@ class WarmBroker:
         ch.send({"returncode": shim.proc.returncode, "stdout": str(shim.stdout), "stderr": str(shim.stderr)})
         with contextlib.suppress(TimeoutError):
             ch.recv(60.0)  # the client has copied the output when it closes
+
+    def release(self) -> None:
+        """Kill the spare shim now (no eval will ask): its load would only take CPU from the rest of the run."""
+        with self._lock:
+            shim, self._spare = self._spare, None
+        if shim is not None:
+            shim.kill()
+
+    def on_event(self, node: Any) -> None:
+        """The runner's per-node callback: release the spare once the eval fan-out is skipped, or a task
+        after it (promote, summary) starts; a fully cached run then never pays for an unused load."""
+        status, task = getattr(node, "status", ""), getattr(node, "task", "")
+        if (task == "eval" and status in ("Skipped", "Omitted")) or (
+                task in AFTER_EVAL and status not in ("Pending", "")):
+            self.release()
 
     def stop(self) -> None:
         """Stop serving, kill every shim (running or spare) and remove the broker's directory."""

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -176,6 +177,7 @@ def _rows(work: Path) -> list[tuple[str, bool, str]]:
 CLIENT = """
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from steps.promptfoo import promptfoo_env, run_promptfoo
 work = Path(sys.argv[1])
 run_promptfoo(work / "promptfooconfig.json", work, jobs=1, repeat=1, no_cache=True, timeout_s=300,
@@ -208,4 +210,16 @@ def test_a_client_that_dies_gets_its_warm_job_killed_and_nothing_outlives_the_ru
     with _broker(monkeypatch) as broker:  # a shim nobody asked for
         spare = broker._shims[0].proc
     assert _gone(spare.pid) and not broker.root.exists()
+
+    with _broker(monkeypatch) as broker:  # the run skipped its evals (all cached): the spare goes at once
+        spare = broker._shims[0].proc
+        broker.on_event(SimpleNamespace(task="validate", status="Succeeded"))
+        assert spare.poll() is None
+        broker.on_event(SimpleNamespace(task="eval", status="Skipped"))
+        assert _gone(spare.pid)
+        other = tmp_path / "after"
+        other.mkdir()
+        proc = run_promptfoo(_config(other), other, jobs=2, repeat=1, no_cache=True, timeout_s=300,
+                             env=promptfoo_env(other))
+        assert proc.returncode == 0 and broker.served == 0  # cold, as without a broker
     assert promptfoo.state_dir(work).exists() is False

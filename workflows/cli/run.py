@@ -81,9 +81,10 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
     model_log = root / ".promptci" / "local-model.log"
     try:  # one warm promptfoo (its Node load overlaps lint/validate); PROMPTCI_PROVIDER=local: one model server
-        with warm_for_run(child_env, executor == "process"), serving_for_run(child_env, model_log):
+        with warm_for_run(child_env, executor == "process") as warm, serving_for_run(child_env, model_log):
             failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
-                                lambda: _executor(executor, root, configmaps_dir, secrets_dir))
+                                lambda: _executor(executor, root, configmaps_dir, secrets_dir),
+                                warm.on_event if warm else None)
     except LocalModelError as exc:
         fail([f"run: {exc}"], ExitCode.USAGE)
     if failed:
@@ -92,7 +93,7 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
                approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
-               new_executor: Callable[[], Any]) -> list[str]:
+               new_executor: Callable[[], Any], on_event: Callable[[Any], None] | None = None) -> list[str]:
     """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
@@ -105,7 +106,7 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
-                                  configmaps=configmaps, executor=new_executor())
+                                  configmaps=configmaps, executor=new_executor(), on_event=on_event)
         except (RunError, UnsupportedFeature) as exc:  # the run could not start: bad parameters or template
             fail([f"run: {exc}"], ExitCode.USAGE)
         note = record_metrics(manifest, result)
