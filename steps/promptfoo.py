@@ -356,15 +356,12 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    kill_pgid(proc.pid, grace_s)
-
-
-def kill_pgid(pgid: int, grace_s: float = 5.0) -> None:
-    """SIGKILL process group ``pgid`` until it is empty (bounded by ``grace_s``): no member outlives it."""
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         try:
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(proc.pid, 0)
         except ProcessLookupError:
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.05)

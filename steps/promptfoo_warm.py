@@ -117,8 +117,7 @@ class _Shim:
 
     def kill(self) -> None:
         """SIGKILL the shim's process group and wait (bounded) until it is gone."""
-        promptfoo.kill_pgid(self.proc.pid, grace_s=KILL_GRACE_S)
-        self.proc.wait()
+        promptfoo.kill_group(self.proc, grace_s=KILL_GRACE_S)
 
     def remove(self) -> None:
         self.kill()
