@@ -160,7 +160,9 @@ class _Dumper(yaml.SafeDumper):
 def _str_repr(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # PyYAML falls back to a quoted style by itself when a block scalar cannot
     # hold the text exactly (trailing spaces, tabs, ...), so content round-trips.
-    style = "|" if "\n" in value else None
+    # Except NEL (U+0085): PyYAML writes it raw in a literal or single-quoted scalar, where
+    # a YAML parser reads it as a line break or a space; double quotes escape it as "\N".
+    style = '"' if "\x85" in value else "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

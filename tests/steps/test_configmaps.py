@@ -58,6 +58,8 @@ def test_sanitised_ids_that_collide_textually_get_different_names() -> None:
     "windows\r\nline endings\r\n",
     "'quotes' \"double\" # not a comment\n---\n...\n",
     "emoji \U0001f600 and NEL \x85 take the pure-Python emitter\n",
+    "a NEL \x85 in a line\nand one at the end \x85\n",
+    "\x85",
 ])
 def test_content_round_trips_exactly(content: str) -> None:
     text = cm(content).render()
