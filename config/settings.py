@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # The local runner sets it to its parallelism: more shards than step slots only add process starts.
     eval_shards_cap: int | None = Field(default=None, ge=1, description=(
         "Caps eval shards below eval.max_shards (local runs: the parallelism)"))
+    # `promptci run` sets it to its warm-promptfoo broker (steps/promptfoo_warm.py); "off" keeps every eval cold.
+    promptfoo_broker: str | None = Field(default=None, description=(
+        "Socket of the run's warm-promptfoo broker (set by `promptci run`; `off`: never start or use one)"))
 
     # The local runner and the webhook receiver
     runner_token: str | None = Field(default=None, description=(

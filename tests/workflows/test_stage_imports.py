@@ -68,8 +68,9 @@ def test_every_real_stage_of_a_local_run_imports_no_hera_and_no_boto3(
     monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # every stage's process reports its imports
 
-    run = CliRunner().invoke(cli, ["run", "prompt", "--repo-root", str(src), "--run-id", "imports",
-                                   "-p", "artifact-path=prompts/summarizer.json"])
+    # The process executor: a pod's process start is what is checked (the fork executor imports once, in its zygote).
+    run = CliRunner().invoke(cli, ["run", "prompt", "--executor", "process", "--repo-root", str(src),
+                                   "--run-id", "imports", "-p", "artifact-path=prompts/summarizer.json"])
 
     assert run.exit_code == 0, run.output
     tasks = src / ".promptci" / "runs" / "imports" / "tasks"

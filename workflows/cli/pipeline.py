@@ -15,7 +15,7 @@ TYPES = [t.value for t in ArtifactType]  # the pipelines, one per artifact type
 def template_settings(config_path: Path | None) -> Any:
     """Return the WorkflowTemplate settings of ``config_path`` (default config/pipeline.yaml); exit 2 when invalid."""
     from config.pipeline import ConfigError
-    from workflows.templates import PipelineSettings
+    from workflows.template_settings import PipelineSettings
 
     try:
         return PipelineSettings.load(str(config_path) if config_path else None)
@@ -25,7 +25,7 @@ def template_settings(config_path: Path | None) -> Any:
 
 def template_settings_for(config: Any) -> Any:
     """Return template settings for an already loaded (trusted) pipeline config."""
-    from workflows.templates import PipelineSettings
+    from workflows.template_settings import PipelineSettings
 
     return PipelineSettings.load(None).model_copy(update={"pipeline": config})
 
@@ -38,7 +38,7 @@ def policy_configmap(root: Path, config_path: Path | None, ref: str | None) -> d
     cannot be read.
     """
     from config.policy import PolicyError, trusted_policy_text
-    from workflows.templates import POLICY_CONFIGMAP
+    from workflows.cluster_config import CONFIG_MAP_NAME as POLICY_CONFIGMAP
 
     try:
         text, _ = trusted_policy_text(root, config_path, ref)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from workflows.cli.options import (
     trusted_ref_option,
 )
 from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
+from workflows.runner.forking import LOCAL_EXECUTOR, ForkServer, fork_server, local_executor
+from workflows.runner.scheduler import default_parallelism
 
 
 @click.command("run")
@@ -36,9 +39,11 @@ from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
 @click.option("--parallelism", type=click.IntRange(1, 64), help="max concurrent steps (default: the cores)")
 @click.option("--run-id", help="run id (default: generated); one directory per run under .promptci/runs")
 @repo_root_option("the source checkout (default: current directory)")
-@click.option("--executor", type=click.Choice(["process", "container"]), default="process", show_default=True,
-              help="process: each step a subprocess on this checkout (fast); container: each step in its own "
-                   "container from the step image, as its pod would run (make image first)")
+@click.option("--executor", type=click.Choice(["fork", "process", "container"]), default=LOCAL_EXECUTOR,
+              show_default=True,
+              help="fork: each step forked on this checkout from one process that already imported the stages "
+                   "(fastest); process: each step a new Python subprocess on this checkout; container: each step "
+                   "in its own container from the step image, as its pod would run (make image first)")
 @click.option("--configmaps-dir", type=click.Path(file_okay=False, path_type=Path),
               help="container executor: ConfigMaps as <dir>/<name>/<key> "
                    "[default: <repo-root>/.promptci/cluster/configmaps]")
@@ -49,7 +54,7 @@ from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
 @trusted_ref_option
 def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), env: str | None = None,
             approve: bool = False, no_cache: bool = False, parallelism: int | None = None,
-            run_id: str | None = None, repo_root: Path = Path("."), executor: str = "process",
+            run_id: str | None = None, repo_root: Path = Path("."), executor: str = LOCAL_EXECUTOR,
             configmaps_dir: Path | None = None, secrets_dir: Path | None = None, config_path: Path | None = None,
             ref: str | None = None) -> None:
     """Run pipelines locally by executing the compiled WorkflowTemplate(s).
@@ -60,50 +65,67 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     (docs/pipelines.md), and the services on this host (S3, GitOps remote, Pushgateway).
     Exit 1 when a pipeline failed (a check or gate rejected an artifact).
     """
-    settings = template_settings(config_path)
-    values = parse_params(params, env)
-    if no_cache:
-        values["no-cache"] = "true"
     root = repo_root.resolve()
-    chosen = list(artifact_types) or [t for t in TYPES if (root / settings.pipeline.artifact_dirs.get(
-        t, ArtifactType(t).default_dir)).exists()]
-    if not chosen:
-        fail([f"run: no artifact directories found in {root}"], ExitCode.USAGE)
-    configmaps = policy_configmap(root, config_path, ref)
     # The child processes' environment; the mounted policy says what PROMPTCI_CONFIG would.
     child_env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}
-    from workflows.runner.scheduler import default_parallelism
-
     # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
     child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
-    from steps.providers.local_model import LocalModelError, serving_for_run
+    from steps.promptfoo_warm import warm_for_run
 
-    try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
-        with serving_for_run(child_env, root / ".promptci" / "local-model.log"):
-            failed = _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
-                                lambda: _executor(executor, root, configmaps_dir, secrets_dir))
-    except LocalModelError as exc:
-        fail([f"run: {exc}"], ExitCode.USAGE)
+    # First of all: the fork server imports the stages, and one warm promptfoo loads its module graph (the
+    # first eval's Node start, overlapping lint/validate), while this process loads the settings and template.
+    with (fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext()) as server, \
+            warm_for_run(child_env, executor != "container") as warm:
+        failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root, executor,
+                              configmaps_dir, secrets_dir, config_path, ref, child_env, server,
+                              warm.on_event if warm else None)
     if failed:
         raise SystemExit(ExitCode.REJECTED)
 
 
+def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: str | None, approve: bool,
+                 no_cache: bool, parallelism: int | None, run_id: str | None, root: Path, executor: str,
+                 configmaps_dir: Path | None, secrets_dir: Path | None, config_path: Path | None, ref: str | None,
+                 child_env: dict[str, str], server: ForkServer | None,
+                 on_event: Callable[[Any], None] | None = None) -> list[str]:
+    """Check the options, then run the chosen pipelines; return the failed types (exit 2 on bad usage)."""
+    settings = template_settings(config_path)
+    values = parse_params(params, env)
+    if no_cache:
+        values["no-cache"] = "true"
+    chosen = list(artifact_types) or [t for t in TYPES if (root / settings.pipeline.artifact_dirs.get(
+        t, ArtifactType(t).default_dir)).exists()]
+    if not chosen:
+        fail([f"run: no artifact directories found in {root}"], ExitCode.USAGE)
+    if executor != "container" and (configmaps_dir or secrets_dir):
+        raise click.BadParameter("only the container executor reads them", param_hint="--configmaps-dir/--secrets-dir")
+    configmaps = policy_configmap(root, config_path, ref)
+    from steps.providers.local_model import LocalModelError, serving_for_run
+
+    try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
+        with serving_for_run(child_env, root / ".promptci" / "local-model.log"):
+            return _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
+                              lambda: _executor(executor, root, configmaps_dir, secrets_dir, server), on_event)
+    except LocalModelError as exc:
+        fail([f"run: {exc}"], ExitCode.USAGE)
+
+
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
                approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
-               new_executor: Callable[[], Any]) -> list[str]:
+               new_executor: Callable[[], Any], on_event: Callable[[Any], None] | None = None) -> list[str]:
     """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
-    from workflows.templates import build_template
+    from workflows.template_cache import CACHE_DIR, compiled_template
 
     failed = []
     for i, t in enumerate(chosen):
-        manifest = build_template(ArtifactType(t), settings).to_dict()
+        manifest = compiled_template(t, settings, root / CACHE_DIR)
         rid = f"{run_id}-{t}" if run_id and len(chosen) > 1 else (run_id or f"{new_run_id()}-{t}")
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
-                                  configmaps=configmaps, executor=new_executor())
+                                  configmaps=configmaps, executor=new_executor(), on_event=on_event)
         except (RunError, UnsupportedFeature) as exc:  # the run could not start: bad parameters or template
             fail([f"run: {exc}"], ExitCode.USAGE)
         note = record_metrics(manifest, result)
@@ -133,13 +155,11 @@ def _echo_reports(result: Any, tail: int = 25) -> None:
             click.echo("\n".join(lines[-tail:]))
 
 
-def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: Path | None) -> Any:
-    """Return the executor ``run`` hands every step to (None: the scheduler's default process executor)."""
-    if kind == "process":
-        if configmaps_dir or secrets_dir:
-            raise click.BadParameter("only the container executor reads them",
-                                     param_hint="--configmaps-dir/--secrets-dir")
-        return None
+def _executor(kind: str, root: Path, configmaps_dir: Path | None, secrets_dir: Path | None,
+              server: ForkServer | None) -> Any:
+    """Return the executor ``run`` hands every step of one run to (``server``: the fork executor's zygote)."""
+    if kind != "container":
+        return local_executor(kind, server)
     from workflows.runner.container import DEFAULT_CONFIGMAPS_DIR, DEFAULT_SECRETS_DIR, ContainerExecutor
 
     return ContainerExecutor(configmaps_dir or root / DEFAULT_CONFIGMAPS_DIR, secrets_dir or root / DEFAULT_SECRETS_DIR)

@@ -182,6 +182,11 @@ def step_phase(code: int, *, deadline_hit: bool, timeout: float | None, cancelle
     return "Succeeded", ""
 
 
+def python_path(env: Mapping[str, str]) -> str:
+    """Return the ``PYTHONPATH`` a local step gets: the project first (its code is what runs), then ``env``'s."""
+    return os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+
+
 class PathMapper:
     """Map container paths to local ones: git input artifacts to the checkout, volume mounts to the
     run's volume directories, the rest per attempt."""
@@ -200,6 +205,22 @@ class PathMapper:
             if p == mount or mount in p.parents:
                 return str(local / p.relative_to(mount))
         return str(self.fs_root / p.relative_to("/"))
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one attempt starts: what :meth:`ProcessExecutor.prepare` decided from the request."""
+
+    command: list[str]
+    """The template's command, ``python`` replaced by this interpreter."""
+    args: list[str]
+    """The template's args, then the script file."""
+    env: dict[str, str]
+    cwd: str
+    stdout: Path
+    stderr: Path
+    mapper: PathMapper
+    timeout: float | None
 
 
 class ProcessExecutor:
@@ -228,6 +249,19 @@ class ProcessExecutor:
 
     def run(self, request: StepRequest) -> StepResult:
         """Run the attempt; return its StepResult (phase Error when the step cannot start)."""
+        launch = self.prepare(request)
+        started = time.time()
+        with open(launch.stdout, "wb") as out, open(launch.stderr, "wb") as err:
+            try:
+                waited = self.spawn_and_wait(launch, out.fileno(), err.fileno())
+            except OSError as exc:
+                return StepResult(phase="Error", message=f"cannot start step: {exc}", exit_code=None,
+                                  outputs={}, result=None, stdout_path=launch.stdout, stderr_path=launch.stderr,
+                                  started=started, finished=time.time())
+        return self.finish(request, launch, waited, started)
+
+    def prepare(self, request: StepRequest) -> Launch:
+        """Return how the attempt starts (argv, env, cwd, files), its script file written."""
         tpl, ctx, attempt_dir = request.template, request.context, request.attempt_dir
         script = tpl["script"]
         mapper = PathMapper(tpl, ctx.repo_root, attempt_dir / "fs", ctx.volumes)
@@ -237,43 +271,57 @@ class ProcessExecutor:
         command = list(script.get("command", ["python"]))
         if command and command[0] in {"python", "python3"}:
             command[0] = sys.executable  # the same environment the project is installed in
-        argv = self._prefix + command + list(script.get("args", [])) + [str(source_file)]
         env = dict(ctx.env)
         env[lifecycle.TOKEN_ENV] = self._token  # inherited by every descendant: found and reaped by it
         for e in script.get("env", []):
             value = str(e.get("value", ""))
             env[e["name"]] = mapper.map(value) if value.startswith("/") else value
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = python_path(env)
         cwd = mapper.map(script["workingDir"]) if script.get("workingDir") else str(ctx.repo_root)
-        timeout = request.active_deadline_seconds
-        stdout, stderr = attempt_dir / "stdout.txt", attempt_dir / "stderr.txt"
-        started = time.time()
-        with open(stdout, "wb") as out, open(stderr, "wb") as err:
-            try:
-                if command and shutil.which(command[0], path=env.get("PATH")) is None:  # setpriv would exec it
-                    raise FileNotFoundError(f"No such file or directory: '{command[0]}'")
-                # Its own process group (a session), like a pod's processes: killed as one.
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True)
-            except OSError as exc:
-                return StepResult(phase="Error", message=f"cannot start step: {exc}", exit_code=None,
-                                  outputs={}, result=None, stdout_path=stdout, stderr_path=stderr,
-                                  started=started, finished=time.time())
+        return Launch(command=command, args=[*script.get("args", []), str(source_file)], env=env, cwd=cwd,
+                      stdout=attempt_dir / "stdout.txt", stderr=attempt_dir / "stderr.txt", mapper=mapper,
+                      timeout=request.active_deadline_seconds)
+
+    def spawn_and_wait(self, launch: Launch, out: int, err: int) -> tuple[int | None, bool, float | None]:
+        """Start the step as a subprocess and wait for it; return (exit code, deadline hit, CPU-s).
+
+        Raises OSError when it cannot start.
+        """
+        command = launch.command
+        if command and shutil.which(command[0], path=launch.env.get("PATH")) is None:  # setpriv would exec it
+            raise FileNotFoundError(f"No such file or directory: '{command[0]}'")
+        # Its own process group (a session), like a pod's processes: killed as one. No stdin, as in a pod.
+        proc = subprocess.Popen(self._prefix + command + launch.args, cwd=launch.cwd, env=launch.env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            return wait_with_usage(proc, launch.timeout)
+        finally:
+            lifecycle.kill_group(proc.pid)  # nothing the step started outlives it (as with a pod)
             with self._lock:
-                self._procs.add(proc)
-            try:
-                code, deadline_hit, cpu = wait_with_usage(proc, timeout)
-            finally:
-                lifecycle.kill_group(proc.pid)  # nothing the step started outlives it (as with a pod)
-                with self._lock:
-                    self._procs.discard(proc)
+                self._procs.discard(proc)
+
+    def finish(self, request: StepRequest, launch: Launch, waited: tuple[int | None, bool, float | None],
+               started: float) -> StepResult:
+        """Return the StepResult of an attempt that ran: its outputs read, its phase decided.
+
+        An exit code of None means the step was lost (its process could not be waited for): phase Error.
+        """
+        code, deadline_hit, cpu = waited
         finished = time.time()
-        result = script_result(stdout.read_bytes()) if request.capture_result else None
-        outputs, missing = collect_outputs(tpl, lambda p: Path(mapper.map(p)))
-        phase, message = step_phase(code, deadline_hit=deadline_hit, timeout=timeout,
+        if code is None:
+            return StepResult(phase="Error", message="step lost: the fork server ended before the step did",
+                              exit_code=None, outputs={}, result=None, stdout_path=launch.stdout,
+                              stderr_path=launch.stderr, started=started, finished=finished, cpu_seconds=cpu)
+        ctx = request.context
+        result = script_result(launch.stdout.read_bytes()) if request.capture_result else None
+        outputs, missing = collect_outputs(request.template, lambda p: Path(launch.mapper.map(p)))
+        phase, message = step_phase(code, deadline_hit=deadline_hit, timeout=launch.timeout,
                                     cancelled=ctx.cancelled.reason if ctx.cancelled.is_set() else None,
                                     missing=missing)
         return StepResult(phase=phase, message=message, exit_code=code, outputs=outputs, result=result,
-                          stdout_path=stdout, stderr_path=stderr, started=started, finished=finished,
+                          stdout_path=launch.stdout, stderr_path=launch.stderr, started=started, finished=finished,
                           cpu_seconds=cpu)
 
 

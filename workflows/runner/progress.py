@@ -148,7 +148,12 @@ def totals_lines(result: RunResult) -> list[str]:
             text += f"; {verdicts.settled_in_plan} settled in plan without a run (cache hits or unpreparable)"
         lines.append(text)
     cpu = cpu_seconds(nodes)
-    lines.append(f"wall {result.duration_seconds:.1f}s · CPU " + (f"{cpu:.1f}s" if cpu is not None else "not measured"))
+    shared = result.shared_cpu_seconds
+    text = f"wall {result.duration_seconds:.1f}s · CPU " + (f"{cpu + (shared or 0):.1f}s" if cpu is not None
+                                                             else "not measured")
+    if cpu is not None and shared:
+        text += f" (of which {shared:.1f}s the fork server's imports, shared by the steps)"
+    lines.append(text)
     return lines
 
 

@@ -69,6 +69,8 @@ class RunResult:
     tasks: dict[str, str]
     unstarted: list[NodeRecord] = field(default_factory=list)
     """Fan-out children that never started (the run failed or was stopped first): Pending, with their inputs."""
+    shared_cpu_seconds: float | None = None
+    """CPU-s spent for the steps outside them: the fork executor's zygote importing the stages once."""
 
     @property
     def ok(self) -> bool:

@@ -3,9 +3,11 @@
 There is no second description of the pipeline: the scheduler reads the template's DAG,
 parameters, retry strategies and suspend/script templates, decides what runs when (as
 Argo's controller does), and hands each attempt of a script node to an
-:class:`~workflows.runner.executors.Executor` (by default the
-:class:`~workflows.runner.executors.ProcessExecutor`, which runs the step the way a pod
-does, the template's command and args then the script file, in a subprocess).
+:class:`~workflows.runner.executors.Executor` (by default the local one,
+:func:`~workflows.runner.forking.local_executor`: the stage entry forked from a zygote that
+already imported the stages, anything else as the
+:class:`~workflows.runner.executors.ProcessExecutor` runs it, the way a pod does, the
+template's command and args then the script file, in a subprocess).
 
 Local mapping of cluster concepts (documented in docs/pipelines.md):
 * the ``git`` input artifact is the local checkout (``repo_root``); ``workingDir`` and any
@@ -44,8 +46,9 @@ from workflows.runner.aggregate import AggregateError, Child, aggregate_outputs
 from workflows.runner.checkout import verify_checkout
 from workflows.runner.control import RunControl
 from workflows.runner.dag import FULFILLED, TaskNode, assess_dag_phase, depends_expression, depends_satisfied
-from workflows.runner.executors import Cancellation, Executor, ProcessExecutor, RunContext
+from workflows.runner.executors import Cancellation, Executor, RunContext
 from workflows.runner.expr import ExpressionError, UnresolvedVariable, depends_names, eval_condition, substitute
+from workflows.runner.forking import local_executor
 from workflows.runner.metrics import record_metrics
 from workflows.runner.nodes import POLL_SECONDS, NodeRunner, references_result, task_arguments
 from workflows.runner.records import NodeRecord, RunError, RunResult, UnsupportedFeature
@@ -94,7 +97,7 @@ class _Run:
         self.on_event = on_event or (lambda _n: None)
         self.nodes: list[NodeRecord] = []
         self.cancelled = Cancellation()
-        self.executor: Executor = executor or ProcessExecutor()
+        self.executor: Executor = executor or local_executor()
         self.control = RunControl(run_dir)
         self.context = RunContext(run_id=run_id, run_dir=run_dir, repo_root=repo_root.resolve(),
                                   env=dict(os.environ if env is None else env), cancelled=self.cancelled,
@@ -429,8 +432,8 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
     Every run gets one run id and one directory (``runs_dir/run_id``) holding ``run.json``
     and, per task, ``inputs.json``, ``stdout.txt``/``stderr.txt`` and the outputs. Raises
     UnsupportedFeature (before running anything) for template features the runner lacks,
-    and RunError for bad parameters. ``executor`` runs each script attempt (default: a
-    :class:`ProcessExecutor`, one per run). ``configmaps`` (name -> key -> text) stand in for
+    and RunError for bad parameters. ``executor`` runs each script attempt (default:
+    :func:`~workflows.runner.forking.local_executor`, one per run). ``configmaps`` (name -> key -> text) stand in for
     the cluster's ConfigMaps behind ``spec.volumes``; one that is named but not given is a
     RunError, as a pod whose volume cannot be mounted never starts.
     """
@@ -485,7 +488,8 @@ def run_template(manifest: Mapping[str, Any], params: Mapping[str, str] | None =
         if close is not None:
             close()  # e.g. the container executor's removals: nothing of the run outlives run.json
     result = RunResult(run_id=rid, run_dir=run_dir, status=status, message=message, started=started,
-                       finished=time.time(), nodes=list(run.nodes), tasks=tasks, unstarted=run.unstarted)
+                       finished=time.time(), nodes=list(run.nodes), tasks=tasks, unstarted=run.unstarted,
+                       shared_cpu_seconds=getattr(run.executor, "shared_cpu_seconds", None))
     summary = {"run_id": rid, "template": manifest.get("metadata", {}).get("name"), "status": status,
                "message": message, "duration_seconds": round(result.duration_seconds, 3),
                "parameters": run.wf_params, "tasks": tasks, "nodes": [asdict(n) for n in result.nodes],
