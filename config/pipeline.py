@@ -198,7 +198,7 @@ class ResolvedConfig(_Strict):
 # One promptfoo start (Node loading promptfoo, ~2.7 CPU-s, plus the eval stage's own start) costs as much
 # as this many recorded test runs in a shard: below it, one more shard costs more than the work it takes
 # off the others. Measured: docs/pipelines.md, "How many shards".
-MIN_TESTS_PER_SHARD = 64
+MIN_TESTS_PER_SHARD = 150
 
 
 class EvalSettings(_Strict):

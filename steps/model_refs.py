@@ -20,10 +20,7 @@ from pathlib import Path
 from config.artifacts import ArtifactType, ModelConfigArtifact, ModelParameters, PromptArtifact, model_config_ref
 from config.yamlio import LoadError
 from steps.artifact_files import ARTIFACT_SUFFIXES, ArtifactFile, discover, load_artifact
-
-
-class RefError(Exception):
-    """A ``config:<id>`` reference that names no loadable model-config."""
+from steps.branch_gates import RefError, gated_by, split_dataset  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -89,24 +86,3 @@ def dependents(root: Path, config_id: str) -> list[ArtifactFile]:
         if isinstance(af.artifact, PromptArtifact) and model_config_ref(af.artifact.model) == config_id:
             out.append(af)
     return out
-
-
-def split_dataset(dataset: str) -> tuple[str, str]:
-    """Return (prompt id, dataset) of a model-config item's ``<prompt-id>/<dataset>``."""
-    prompt_id, sep, name = dataset.partition("/")
-    if not sep:
-        raise RefError(f"a model-config is evaluated through its prompts' datasets ('<prompt-id>/<dataset>'), "
-                       f"got '{dataset}'")
-    return prompt_id, name
-
-
-def gated_by(artifact_type: str, artifact_id: str, dataset: str) -> str:
-    """Return the id whose thresholds judge the branch ``artifact_id``/``dataset``.
-
-    A model-config is judged by the gates of the prompt that uses it (its dataset is
-    ``<prompt-id>/<dataset>``); every other artifact by its own. Eval and promote both call
-    this, so a branch is never passed under one set of thresholds and judged under another.
-    """
-    if artifact_type == "model-config":
-        return split_dataset(dataset)[0]
-    return artifact_id

@@ -31,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from config.settings import get_settings
+from steps import promptfoo_warm
 from steps.atomic import atomic_write
 
 PINNED_VERSION = "0.123.1"
@@ -221,14 +222,18 @@ def state_dir(work_dir: Path) -> Path:
 
 
 def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
-                  base: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for promptfoo: state in ``state_dir(work_dir)``, no telemetry, a dead proxy.
+                  base: dict[str, str] | None = None, *, state: Path | None = None) -> dict[str, str]:
+    """Return the environment for promptfoo: state in ``state`` (default ``state_dir(work_dir)``), no
+    telemetry, a dead proxy, no process env in templates.
 
     The dead proxy catches the telemetry POST; ``no_proxy`` lists the hosts a
     live provider must still reach directly. A user-configured proxy is kept.
+    ``PROMPTFOO_DISABLE_TEMPLATE_ENV_VARS``: promptfoo's Nunjucks ``env`` global is empty (render.js
+    ``getNunjucksEngine``), so no template can copy a variable (a secret) into a prompt or report, and
+    the engines promptfoo builds at import time do not snapshot the env (steps/promptfoo_warm.py).
     """
     env = dict(os.environ if base is None else base)
-    state = state_dir(work_dir)
+    state = state or state_dir(work_dir)
     env.update({
         "PROMPTFOO_CONFIG_DIR": str(state / "config"),
         "PROMPTFOO_CACHE_PATH": str(state / "cache"),
@@ -237,6 +242,7 @@ def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
         "PROMPTFOO_DISABLE_SHARING": "1",
         "PROMPTFOO_DISABLE_REMOTE_GENERATION": "1",
         "PROMPTFOO_DISABLE_PYTHON_PROVIDER_WARNING": "1",
+        "PROMPTFOO_DISABLE_TEMPLATE_ENV_VARS": "1",
         "NO_COLOR": "1",
     })
     if not any(env.get(v) for v in PROXY_VARS):
@@ -286,10 +292,29 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
     if no_cache:
         args.append("--no-cache")
     state = state_dir(work_dir)
-    shutil.rmtree(state, ignore_errors=True)
     start = time.monotonic()
     with open(work_dir / "promptfoo.stdout.log", "w+b") as out, \
-            open(work_dir / "promptfoo.stderr.log", "w+b") as err, _removed(state):
+            open(work_dir / "promptfoo.stderr.log", "w+b") as err:
+        # The run's warm promptfoo when there is one and it takes the job (the same command); else cold.
+        warm = promptfoo_warm.run_warm(args[:2], args[2:], work_dir, lambda s: _moved_state(env, state, s),
+                                       timeout_s, out, err)
+        if warm is not None:
+            returncode, timed_out = warm.returncode, warm.timed_out
+        else:
+            returncode, timed_out = _run_cold(args, work_dir, env, timeout_s, state, out, err)
+        duration = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    return ProcessResult(returncode, duration, timed_out, stdout[-TAIL:], stderr[-TAIL:])
+
+
+def _run_cold(args: list[str], work_dir: Path, env: dict[str, str], timeout_s: float, state: Path,
+              out: IO[bytes], err: IO[bytes]) -> tuple[int | None, bool]:
+    """Run ``args`` as a child in its own session; return (exit code, whether the timeout killed it)."""
+    shutil.rmtree(state, ignore_errors=True)
+    with removed(state):
         proc = subprocess.Popen(args, cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True)
         timed_out = False
@@ -301,16 +326,20 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
         finally:
             if proc.poll() is None:  # interrupted (KeyboardInterrupt...): never leave promptfoo behind
                 kill_group(proc)
-        duration = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    return ProcessResult(proc.returncode, duration, timed_out, stdout[-TAIL:], stderr[-TAIL:])
+    return proc.returncode, timed_out
+
+
+def _moved_state(env: dict[str, str], state: Path, moved: Path) -> dict[str, str]:
+    """Return ``env`` with promptfoo's state dirs under ``moved`` where they were under ``state``."""
+    out = dict(env)
+    for var, sub in (("PROMPTFOO_CONFIG_DIR", "config"), ("PROMPTFOO_CACHE_PATH", "cache")):
+        if out.get(var) == str(state / sub):
+            out[var] = str(moved / sub)
+    return out
 
 
 @contextlib.contextmanager
-def _removed(path: Path) -> Iterator[None]:
+def removed(path: Path) -> Iterator[None]:
     """Remove the directory ``path`` when the block ends, however it ends."""
     try:
         yield

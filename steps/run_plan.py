@@ -97,8 +97,10 @@ def shard_count(config: PromptPipelineConfig, test_runs: int) -> int:
 
     ``min(shard_limit(config), test_runs // eval.min_tests_per_shard)``, at least 1: every shard pays one
     promptfoo start (on a cluster, one pod), which costs about as much CPU as ``eval.min_tests_per_shard``
-    recorded test runs, so there is only a shard per that many test runs: each shard's tests cost at
-    least its start. The samples' 31 test runs are one shard; 600 use the cluster's 8.
+    recorded test runs, so there is only a shard per that many test runs: on average each shard's tests
+    cost at least its start. (Floor, not ceil: ceil would add a shard for any run past a multiple,
+    carrying about half a start's worth of work.) With the default 150, the samples' 31 test runs are
+    one shard, 600 are 4, and 1200 or more use the cluster's 8.
     """
     return max(1, min(shard_limit(config), test_runs // config.eval.min_tests_per_shard))
 

@@ -16,14 +16,24 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
-
-import tiktoken
+from typing import TYPE_CHECKING
 
 from steps.atomic import atomic_write
 
+if TYPE_CHECKING:
+    import tiktoken
+
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 ENCODINGS = ("cl100k_base", "o200k_base")
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "promptci" / "tiktoken"
+
+
+def default_cache() -> Path:
+    """Return where the encodings are seeded by default: ``$XDG_CACHE_HOME/promptci/tiktoken``.
+
+    Read when needed, not at import: a process forked from a pre-loaded parent (the local runner's
+    zygote) has the step's environment, not the parent's.
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "promptci" / "tiktoken"
 
 
 def _bundled_data_dir() -> Path:
@@ -39,7 +49,7 @@ def seed_tiktoken_cache(cache_dir: Path | None = None) -> Path:
 
     Also sets ``TIKTOKEN_CACHE_DIR`` (unless the user set it) so tiktoken finds them.
     """
-    target = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or cache_dir or DEFAULT_CACHE)
+    target = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or cache_dir or default_cache())
     target.mkdir(parents=True, exist_ok=True)
     for name in ENCODINGS:
         dest = target / hashlib.sha1(_BLOB.format(name=name).encode()).hexdigest()
@@ -53,7 +63,12 @@ def seed_tiktoken_cache(cache_dir: Path | None = None) -> Path:
 
 @lru_cache(maxsize=4)
 def encoding(name: str) -> tiktoken.Encoding:
-    """Return the tiktoken encoding ``name``, loaded from the seeded offline cache."""
+    """Return the tiktoken encoding ``name``, loaded from the seeded offline cache.
+
+    tiktoken is imported here, by the first count: validate seldom needs one (steps/validate.py).
+    """
+    import tiktoken
+
     seed_tiktoken_cache()
     return tiktoken.get_encoding(name)
 
@@ -75,4 +90,4 @@ def count_chat_tokens(messages: list[dict[str, str]], encoding_name: str) -> int
 
 
 if __name__ == "__main__":  # used by the Dockerfile to bake the encodings into the image
-    print(seed_tiktoken_cache(Path(os.environ.get("TIKTOKEN_CACHE_DIR", DEFAULT_CACHE))))
+    print(seed_tiktoken_cache(Path(os.environ.get("TIKTOKEN_CACHE_DIR", default_cache()))))

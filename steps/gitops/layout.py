@@ -6,6 +6,7 @@ Shared by promote, rollback and status, so all three read and write the layout o
 from __future__ import annotations
 
 import difflib
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,32 +40,62 @@ def read_environment(clone: Clone, config: PromptPipelineConfig, env: str) -> di
     return out
 
 
+class EnvironmentEdit:
+    """Pending edits of one environment on a clone: ConfigMap files plus the kustomization listing them.
+
+    Kept in memory (promote commits them with ``Clone.commit_series``, never through the work
+    tree); :func:`write_environment_file` writes them out. Either way the one rule holds: the
+    kustomization lists exactly the ConfigMap files present, sorted, so concurrent promoters
+    re-applying on a new head never drop each other's entries.
+    """
+
+    def __init__(self, clone: Clone, config: PromptPipelineConfig, env: str):
+        self.rel = env_dir(config, env)
+        self.env, self.namespace = env, config.gitops.namespace
+        self._dir = clone.dir / self.rel
+        names = os.listdir(self._dir) if self._dir.is_dir() else []
+        self._on_disk = {n for n in names if n.endswith(".yaml")}  # = glob("*.yaml"), cheaper
+        self._files = self._on_disk - {KUSTOMIZATION}
+        self._text: dict[str, str] = {}
+
+    def _current(self, name: str) -> str | None:
+        if name in self._text:
+            return self._text[name]
+        return (self._dir / name).read_text(encoding="utf-8") if name in self._on_disk else None
+
+    def put(self, name: str, text: str) -> list[tuple[str, str | None, str]]:
+        """Set ConfigMap file ``name`` to ``text`` and regenerate the kustomization.
+
+        Returns the files that change, as (repo-relative path, text before or None, text after).
+        """
+        self._files.add(name)
+        kustomization = render_kustomization(sorted(self._files), self.env, self.namespace)
+        changed: list[tuple[str, str | None, str]] = []
+        for n, new in ((name, text), (KUSTOMIZATION, kustomization)):
+            old = self._current(n)
+            if old != new:
+                self._text[n] = new
+                changed.append((f"{self.rel}/{n}", old, new))
+        return changed
+
+
+def unified_diff(changed: list[tuple[str, str | None, str]]) -> str:
+    """Return the unified diff (difflib) of ``EnvironmentEdit.put``'s changed files."""
+    return "".join("".join(difflib.unified_diff(
+        (old or "").splitlines(keepends=True), new.splitlines(keepends=True),
+        fromfile=f"a/{rel}" if old is not None else "/dev/null", tofile=f"b/{rel}")) for rel, old, new in changed)
+
+
 def write_environment_file(clone: Clone, config: PromptPipelineConfig, env: str, name: str,
                            text: str) -> tuple[list[str], str]:
-    """Write one ConfigMap file and regenerate the kustomization; return (changed paths, diff).
-
-    The kustomization lists exactly the ConfigMap files present, sorted, so
-    concurrent promoters re-applying on a new head never drop each other's entries.
-    """
-    rel = env_dir(config, env)
-    d = clone.dir / rel
-    d.mkdir(parents=True, exist_ok=True)
-    diff = _write(d / name, f"{rel}/{name}", text)
-    files = sorted(f.name for f in d.glob("*.yaml") if f.name != KUSTOMIZATION)
-    diff += _write(d / KUSTOMIZATION, f"{rel}/{KUSTOMIZATION}",
-                   render_kustomization(files, env, config.gitops.namespace))
-    return [f"{rel}/{name}", f"{rel}/{KUSTOMIZATION}"], diff
-
-
-def _write(path: Path, rel: str, text: str) -> str:
-    """Write ``text`` to ``path`` and return the unified diff (difflib) against what was there."""
-    old = path.read_text() if path.exists() else None
-    if old == text:
-        return ""
-    path.write_text(text)
-    return "".join(difflib.unified_diff(
-        (old or "").splitlines(keepends=True), text.splitlines(keepends=True),
-        fromfile=f"a/{rel}" if old is not None else "/dev/null", tofile=f"b/{rel}"))
+    """Write one ConfigMap file and regenerate the kustomization; return (changed paths, diff)."""
+    edit = EnvironmentEdit(clone, config, env)
+    changed = edit.put(name, text)
+    for rel, _, new in changed:
+        path = clone.dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new, encoding="utf-8")
+    return [f"{edit.rel}/{name}", f"{edit.rel}/{KUSTOMIZATION}"], unified_diff(changed)
 
 
 @contextmanager

@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.pipeline import PromptPipelineConfig
+from steps.branch_gates import gated_by
 from steps.contracts import BranchResult
 from steps.gates import judge
 from steps.gitops.configmaps import ArtifactConfigMap
 from steps.gitops.gitops import Clone
-from steps.gitops.layout import one_line, read_environment, write_environment_file
-from steps.model_refs import gated_by
+from steps.gitops.layout import EnvironmentEdit, one_line, read_environment, unified_diff
 from steps.promotion.baselines import live_datasets, write_content_records
 from steps.promotion.candidates import Candidate
+from steps.promotion.report import ArtifactOutcome
 from steps.promotion.source import Source, when
 from steps.records import EvalRecord, RecordError, content_record_key, read_record
 from steps.stores.store import ArtifactStore
@@ -162,15 +163,23 @@ class Attempt:
             planned.append((c, cm))
         if any(c.outcome.refusals for c in self.cands.values()):
             return False
+        edit = EnvironmentEdit(clone, self.config, self.env)
+        changes: list[tuple[dict[str, bytes], str]] = []
+        committed: list[ArtifactOutcome] = []
         for c, cm in planned:
             o = c.outcome
-            paths, o.diff = write_environment_file(clone, self.config, self.env, cm.file, cm.render())
+            changed = edit.put(cm.file, cm.render())
             if self.dry_run:
-                o.status = "would-promote"
+                o.status, o.diff = "would-promote", unified_diff(changed)
                 continue
-            o.commit = clone.commit_paths(paths, commit_message(cm, self.env, self.run_id, self.run_link))
             o.status = "promoted"
             self.written[o.artifact_id] = cm
+            if changed:  # nothing changed: no commit (as `git commit` would refuse an empty one)
+                changes.append(({rel: new.encode() for rel, _, new in changed},
+                                commit_message(cm, self.env, self.run_id, self.run_link)))
+                committed.append(o)
+        for o, sha in zip(committed, clone.commit_series(changes), strict=True):  # one commit per artifact
+            o.commit = sha
         if planned and not self.dry_run:  # before the push: git must never point at content without a record
             write_content_records(self.store, {(c.outcome.artifact_id, ds, c.outcome.content_hash): data
                                                for c, _ in planned for ds, data in c.signed.items()})

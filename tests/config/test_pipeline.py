@@ -63,5 +63,5 @@ def test_max_shards_is_strict(tmp_path: Path, text: str, field: str):
 
 def test_max_shards_defaults_to_eight():
     assert load_pipeline_config().eval.max_shards == 8
-    assert load_pipeline_config(None).eval.model_dump() == {"max_shards": 8, "min_tests_per_shard": 64}
-    assert PromptPipelineConfig().eval.min_tests_per_shard == 64  # the shipped policy says the model's default
+    assert load_pipeline_config(None).eval.model_dump() == {"max_shards": 8, "min_tests_per_shard": 150}
+    assert PromptPipelineConfig().eval.min_tests_per_shard == 150  # the shipped policy says the model's default

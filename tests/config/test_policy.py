@@ -53,7 +53,7 @@ def _cfg(**changes: Any) -> PromptPipelineConfig:
     ({"promotion__chain": ["dev", "prod"], "promotion__environments": {}},
      "defaults: promotion.chain: trusted ['dev', 'staging', 'prod'], proposed ['dev', 'prod']"),
     ({"eval__max_shards": 64}, "config/pipeline.yaml: eval.max_shards: trusted 8, proposed 64"),
-    ({"eval__min_tests_per_shard": 1}, "config/pipeline.yaml: eval.min_tests_per_shard: trusted 64, proposed 1"),
+    ({"eval__min_tests_per_shard": 1}, "config/pipeline.yaml: eval.min_tests_per_shard: trusted 150, proposed 1"),
 ])
 def test_each_loosened_field_is_one_line_with_both_values(change: dict[str, Any], line: str) -> None:
     lines = loosenings(_cfg(), _cfg(**change))
@@ -145,37 +145,25 @@ def test_guardrail_and_rag_gates_are_tighten_only_too() -> None:
                                     defaults__eval__min_mrr=0.6)) == []
 
 
-def test_the_trusted_policy_decides_the_fan_out_width_a_revision_may_only_lower_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "trusted_value", "looser", "tighter"), [
+    ("max_shards", 4, 32, 2),                # a wider fan-out is more pods
+    ("min_tests_per_shard", 100, 10, 400),   # a lower minimum is more shards, so more pods and promptfoo starts
+])
+def test_the_trusted_policy_decides_the_fan_out_width_a_revision_may_only_narrow_it(
+        tmp_path: Path, name: str, trusted_value: int, looser: int, tighter: int) -> None:
     trusted = yaml.safe_load(yaml.safe_dump(TRUSTED))
-    trusted["eval"] = {"max_shards": 4}
+    trusted["eval"] = {name: trusted_value}
     repo = _git_repo(tmp_path / "repo", trusted)
-    wider = yaml.safe_load(yaml.safe_dump(trusted))
-    wider["eval"]["max_shards"] = 32
-    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(wider))
-    with pytest.raises(PolicyLoosened) as exc:
-        effective_policy(repo)
-    assert exc.value.lines == ["config/pipeline.yaml: eval.max_shards: trusted 4, proposed 32: "
-                               "a change under test may only tighten a gate"]
-    narrower = yaml.safe_load(yaml.safe_dump(trusted))
-    narrower["eval"]["max_shards"] = 2
-    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(narrower))
-    assert effective_policy(repo).config.eval.max_shards == 2
+    for proposed, outcome in ((looser, None), (tighter, tighter)):
+        revision = yaml.safe_load(yaml.safe_dump(trusted))
+        revision["eval"][name] = proposed
+        (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(revision))
+        if outcome is None:
+            with pytest.raises(PolicyLoosened) as exc:
+                effective_policy(repo)
+            assert exc.value.lines == [f"config/pipeline.yaml: eval.{name}: trusted {trusted_value}, proposed "
+                                       f"{looser}: a change under test may only tighten a gate"]
+        else:
+            assert getattr(effective_policy(repo).config.eval, name) == outcome
     (repo / "config/pipeline.yaml").unlink()
-    assert effective_policy(repo).config.eval.max_shards == 4
-
-
-def test_a_revision_may_only_raise_min_tests_per_shard(tmp_path: Path) -> None:
-    """Fewer, fuller shards are a tightening (applied); a lower minimum would start more pods (refused)."""
-    trusted = yaml.safe_load(yaml.safe_dump(TRUSTED))
-    trusted["eval"] = {"max_shards": 8, "min_tests_per_shard": 100}
-    repo = _git_repo(tmp_path / "repo", trusted)
-    proposed = yaml.safe_load(yaml.safe_dump(trusted))
-    proposed["eval"]["min_tests_per_shard"] = 10
-    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(proposed))
-    with pytest.raises(PolicyLoosened) as exc:
-        effective_policy(repo)
-    assert exc.value.lines == ["config/pipeline.yaml: eval.min_tests_per_shard: trusted 100, proposed 10: "
-                               "a change under test may only tighten a gate"]
-    proposed["eval"]["min_tests_per_shard"] = 400
-    (repo / "config/pipeline.yaml").write_text(yaml.safe_dump(proposed))
-    assert effective_policy(repo).config.eval.min_tests_per_shard == 400
+    assert getattr(effective_policy(repo).config.eval, name) == trusted_value

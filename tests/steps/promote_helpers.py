@@ -173,3 +173,19 @@ def live_content(config: PromptPipelineConfig, env: str, aid: str) -> str:
     """Return the artifact file content held by the ConfigMap of ``aid`` in ``env``."""
     doc = yaml.safe_load(show(config, f"environments/{env}/promptci-prompt-{aid}.yaml"))
     return str(doc["data"][f"{aid}.yaml"])
+
+
+def run_of_many(root: Path, aids: list[str], store: ArtifactStore, run_id: str) -> Run:
+    """Commit the files of ``aids`` on disk, then store ONE run's signed plan and passed records of all of
+    them (golden, 20 of 20), as plan and eval do for a run that changed several artifacts."""
+    revision = commit_source(root, None, f"{', '.join(aids)} for {run_id}")
+    key = signing_key(root, create=True)
+    planned = [EvalItem(artifact_id=aid, artifact_type="prompt", path=f"prompts/{aid}.yaml", dataset="golden",
+                        content_hash=content_hash((root / f"prompts/{aid}.yaml").read_bytes())) for aid in aids]
+    put_signed(store, plan_key(run_id), PlanRecord(run_id=run_id, items=planned), key)
+    for item in planned:
+        result = eval_result(item.artifact_id, item.dataset, item.content_hash, 1.0)
+        branch = BranchResult(**item.model_dump(), status="passed", pass_rate=1.0, tests_total=20, tests_passed=20)
+        put_signed(store, record_key(run_id, item.artifact_id, item.dataset),
+                   EvalRecord(run_id=run_id, branch=branch, result=result), key)
+    return Run(run_id, revision, planned)

@@ -7,12 +7,16 @@ from dataclasses import replace
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steps.gitops.configmaps import (
     ArtifactConfigMap,
     LayoutError,
+    _Dumper,
     configmap_name,
     data_key,
+    dump_yaml,
     label_value,
     parse_configmap,
     render_kustomization,
@@ -53,6 +57,9 @@ def test_sanitised_ids_that_collide_textually_get_different_names() -> None:
     "  leading indent\nthen {{ var }} and {{{{ weird }}}}\nünïcödé ✓\n",
     "windows\r\nline endings\r\n",
     "'quotes' \"double\" # not a comment\n---\n...\n",
+    "emoji \U0001f600 and NEL \x85 take the pure-Python emitter\n",
+    "a NEL \x85 in a line\nand one at the end \x85\n",
+    "\x85",
 ])
 def test_content_round_trips_exactly(content: str) -> None:
     text = cm(content).render()
@@ -60,6 +67,26 @@ def test_content_round_trips_exactly(content: str) -> None:
     assert doc["data"]["support-reply.yaml"] == content
     # Read back, the file name is the data key (the base name).
     assert parse_configmap(text) == replace(cm(content), file_name="support-reply.yaml")
+
+
+_TRICKY = ["---", "...", ": ", " #", "- ", "\n\n", "  ", "\n ", " \n", "\t", "{{ x }}", "null", "yes", "|", ">",
+           "'", '"', "&a", "*a", "!t", "%", "@", "`", "?", "[", "{", ",", "\r\n", "\xa0", "\u2028", "\ufeff"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_TRICKY),
+                          st.text(st.characters(codec="utf-8", max_codepoint=0xFFFF), max_size=6)),
+                max_size=14).map("".join))
+def test_the_faster_emitter_writes_the_same_bytes_as_pyyaml(content: str) -> None:
+    """dump_yaml hands text libyaml prints identically to libyaml (speed); the ConfigMap a reviewer
+    reads must be byte for byte what PyYAML's own emitter writes, whichever emitter ran, and read
+    back the same by either parser."""
+    manifest = cm(content).manifest()
+    python_only = yaml.dump(manifest, Dumper=_Dumper, sort_keys=True, allow_unicode=True, width=1_000_000,
+                            default_flow_style=False)
+    assert dump_yaml(manifest) == python_only
+    # and parse_configmap's libyaml parser reads it as PyYAML's does
+    assert yaml.load(python_only, Loader=yaml.CSafeLoader) == yaml.safe_load(python_only)
 
 
 def test_manifest_shape_labels_and_metadata_keys() -> None:
@@ -88,6 +115,23 @@ def test_kustomization_lists_sorted_unique_resources() -> None:
     assert doc == {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                    "metadata": {"name": "promptci-prod"}, "namespace": "genai",
                    "resources": ["a.yaml", "z.yaml"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(min_size=1, max_size=12).map(lambda t: t + ".yaml"),
+                          st.sampled_from(["null.yaml", "yes", "-a.yaml", "'q.yaml", "#a.yaml", ":a.yaml",
+                                           "a:b.yaml", "1.0", "~", "*a", "&b", "!c", "%d", "@e", '"g', "[h",
+                                           "{i", "a,b", "?x", "-x", "a b.yaml", "\u00e9.yaml", "x\ny.yaml"])),
+                max_size=12),
+       st.sampled_from(["prod", "dev"]), st.sampled_from([None, "genai"]))
+def test_kustomization_is_the_whole_document_dump_byte_for_byte(files: list[str], env: str,
+                                                                 namespace: str | None) -> None:
+    """The kustomization is built from cached parts (promote writes one per commit); its text must be
+    exactly what dumping the whole document gives, for any file name, or every commit would churn it."""
+    doc = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+           "metadata": {"name": f"promptci-{env}"}, **({"namespace": namespace} if namespace else {}),
+           "resources": sorted(set(files))}
+    assert render_kustomization(files, env, namespace) == dump_yaml(doc)
 
 
 def test_label_values_are_valid() -> None:

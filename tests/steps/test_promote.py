@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from steps.gitops import gitops
+from steps.gitops.rollback import rollback_artifact
 from steps.promote import PromotionReport
 from steps.records import content_record_key, decode_record
 from steps.signing import signing_key
@@ -23,6 +24,7 @@ from tests.steps.promote_helpers import (
     make_config,
     remote_of,
     run_for,
+    run_of_many,
     show,
     store_of,
     write_prompt,
@@ -501,3 +503,37 @@ def test_guardrail_gates_of_the_target_environment_hold_at_promotion(tmp: Path) 
     reasons = [r.reason for r in report.outcomes[0].refusals]
     assert "a/golden: recall 0.960 (overall) is below min_recall 0.98 (required for prod)" in reasons
     assert "a/golden: recall 0.900 (category 'pii') is below min_recall 0.98 (required for prod)" in reasons
+
+
+def test_a_run_of_many_artifacts_lands_one_readable_commit_per_artifact(tmp: Path) -> None:
+    """One promote of three artifacts (committed in one fast-import, steps/gitops/gitops.py): three
+    commits in plan order, each touching only its ConfigMap and the kustomization (which lists the
+    ConfigMaps present at that commit), each reported with its artifact, and rollback reads them."""
+    config = make_config(tmp, chain=["dev", "staging"])
+    src, ids = tmp / "src", ["c", "a", "b"]
+    for aid in ids:
+        write_prompt(src, aid, "1.0.0")
+    run = run_of_many(src, ids, store_of(config), "run-many")
+
+    report = promote(tmp, config, run, "dev")
+
+    assert report.ok, report.render()
+    remote = remote_of(config)
+    shas = git(remote, "rev-list", "--reverse", "main").split()[1:]  # after the initial commit
+    assert [o.commit for o in report.outcomes] == shas and report.head == shas[-1]
+    files = [f"promptci-prompt-{aid}.yaml" for aid in ids]
+    for n, (aid, sha) in enumerate(zip(ids, shas, strict=True)):
+        touched = set(git(remote, "show", "--name-only", "--format=", sha).split())
+        assert touched == {f"environments/dev/{files[n]}", "environments/dev/kustomization.yaml"}
+        assert git(remote, "log", "-1", "--format=%s", sha).startswith(f"promote(dev): {aid} 1.0.0 sha256:")
+        assert "Run-Id: run-many" in git(remote, "log", "-1", "--format=%b", sha)
+        kust = yaml.safe_load(show(config, "environments/dev/kustomization.yaml", sha))
+        assert kust["resources"] == sorted(files[: n + 1])
+    assert {aid: live_content(config, "dev", aid) for aid in ids} == {
+        aid: (src / f"prompts/{aid}.yaml").read_text() for aid in ids}
+    assert promote(tmp, config, run, "staging").ok  # the order gate reads dev as this run left it
+
+    write_prompt(src, "a", "2.0.0")
+    assert promote(tmp, config, run_for(src, "a", store_of(config)), "dev").ok
+    back = rollback_artifact("a", env="dev", config=config, repo_root=src)
+    assert (back.to_version, back.restored_from) == ("1.0.0", shas[1])

@@ -107,11 +107,14 @@ def test_the_local_shard_cap_lowers_max_shards_and_never_raises_it(cap: str | No
 
 
 @pytest.mark.parametrize(("runs", "max_shards", "min_tests", "cap", "expected"), [
-    (31, 8, 64, None, 1),     # the samples: one promptfoo start, not two or eight
+    (31, 8, 150, None, 1),    # the samples, shipped policy: one promptfoo start, not two or eight
+    (600, 8, 150, None, 4),   # 200 prompts x 3 tests: a fifth shard would carry less than its start
+    (1200, 8, 150, None, 8),  # big runs use the cluster's whole width
+    (31, 8, 64, None, 1),
     (0, 8, 64, None, 1),      # nothing to weigh still packs its items into one shard
     (127, 8, 64, None, 1),    # a second shard would carry less than its own start costs
     (128, 8, 64, None, 2),
-    (600, 8, 64, None, 8),    # 200 prompts x 3 tests: the cluster's whole width
+    (600, 8, 64, None, 8),    # with a minimum of 64, 200 prompts x 3 tests use the whole width
     (600, 8, 64, "2", 2),     # the local cap still lowers it
     (600, 8, 100, None, 6),
     (600, 4, 1, None, 4),     # eval.max_shards stays the ceiling
@@ -142,7 +145,7 @@ def test_a_small_run_is_planned_as_one_shard_and_a_lower_minimum_splits_it(tmp_p
     store = LocalStore(tmp_path / "store")
     key = signing_key(root, create=True)
     shipped = config()
-    assert shipped.eval.min_tests_per_shard == 64
+    assert shipped.eval.min_tests_per_shard == 150
     wide = PromptPipelineConfig.model_validate({**shipped.model_dump(), "eval": {"max_shards": 8,
                                                                                  "min_tests_per_shard": 1}})
     for cfg, shards in ((shipped, 1), (wide, 2)):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.problems import Severity
-from steps.tokens import seed_tiktoken_cache
+from steps.tokens import default_cache, seed_tiktoken_cache
 from steps.validate import chat_tokens, chat_tokens_at_most, validate_paths
 
 
@@ -149,3 +149,13 @@ def test_a_cap_between_the_exact_count_and_the_byte_bound_is_not_broken(repo: Pa
     errors, _ = run(repo, "prompts/rag-answer.yaml")
     assert [f"rendered prompt is {max(counts)} tokens (cl100k_base), over the prompt's limits.max_prompt_tokens "
             f"of {max(counts) - 1}" in e for e in errors].count(True) == counts.count(max(counts)) == len(errors)
+
+
+def test_the_default_encoding_cache_follows_the_environment_at_call_time(tmp_path: Path, monkeypatch):
+    """A step forked from a pre-loaded process (the local runner's zygote) has its own XDG_CACHE_HOME."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR")  # recorded, so what seeding sets is undone after the test
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache() == tmp_path / "xdg" / "promptci" / "tiktoken"
+    assert seed_tiktoken_cache() == tmp_path / "xdg" / "promptci" / "tiktoken"
+    assert len(list((tmp_path / "xdg" / "promptci" / "tiktoken").iterdir())) == 2  # both encodings seeded

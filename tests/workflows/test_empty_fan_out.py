@@ -74,8 +74,9 @@ def test_nothing_to_promote_skips_promote_and_the_run_succeeds(tmp_path: Path,
 def test_a_200_prompt_full_run_starts_at_most_8_eval_pods_plus_4(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The fan-out's width is at most eval.max_shards of the shipped policy, whatever the item count: 200
-    changed prompts (3 tests each, 600 test runs: 600 // eval.min_tests_per_shard = 9 shards are worth their
-    starts, ``shard_count``) make 8 shards, so lint, validate, 8 evals, promote and summary."""
+    changed prompts (3 tests each, 600 test runs) make 600 // eval.min_tests_per_shard (150) = 4 shards
+    (``shard_count``: a fifth would carry less work than its own promptfoo start), so lint, validate,
+    4 evals, promote and summary, within 8 eval pods plus 4. A run of 2000 prompts uses all 8."""
     items = [(EvalItem(artifact_id=f"p{i:03d}", artifact_type="prompt", path=f"prompts/p{i:03d}.yaml",
                        dataset="golden", content_hash=f"sha256:{i:064x}"), 3) for i in range(200)]
     monkeypatch.delenv("PROMPTCI_EVAL_SHARDS_CAP", raising=False)  # the cluster's plan: no local cap
@@ -87,6 +88,7 @@ def test_a_200_prompt_full_run_starts_at_most_8_eval_pods_plus_4(tmp_path: Path,
     assert full.status == "Succeeded", full.message
     pods = [n for n in full.nodes if n.started is not None and n.template != "approval"]
     evals = [n for n in pods if n.task == "eval"]
-    assert len(evals) == max_shards == 8 and len(pods) == 8 + 4
+    assert len(evals) == 4 < max_shards == 8 and len(pods) == 4 + 4
     assert sorted(json.loads(json.loads((Path(n.dir) / "inputs.json").read_text())["shard"])["items"]
-                  for n in evals) == [25] * 8
+                  for n in evals) == [50] * 4
+    assert shard_count(policy, 2000 * 3) == max_shards

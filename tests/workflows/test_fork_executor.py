@@ -373,6 +373,7 @@ def test_the_zygotes_imports_read_nothing_a_step_sets_and_a_step_differing_on_th
     per_step = {e["name"] for t in manifest["spec"]["templates"] for e in (t.get("script") or {}).get("env", [])}
     per_step |= {lifecycle.TOKEN_ENV, "PYTHONPATH", "PROMPTCI_EVAL_SHARDS_CAP", "PROMPTCI_CONFIG"}
     assert per_step & set(read["env"]) == set()
+    assert [name for name in read["env"] if name.startswith("PROMPTCI_")] == []  # settings are read when used
     assert "HOME" in read["env"]  # the watch works: something does read $HOME at import
     executor = ForkExecutor(server)
     assert executor.run(request(tmp_path, "same", "leave", {"code": "0"})).phase == "Succeeded"

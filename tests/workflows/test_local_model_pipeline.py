@@ -113,6 +113,11 @@ def test_local_model_live_path_end_to_end(source: Path, tmp_path: Path) -> None:
             assert run["tokens"]["total"] == run["tokens"]["prompt"] + run["tokens"]["completion"]
     summary = (source / ".promptci" / "store" / "runs" / "first" / "summary.md").read_text()
     assert "all 6 result(s) came from a model" in summary
+    # Both items ran in ONE shard (6 test runs < eval.min_tests_per_shard): one promptfoo process served two
+    # items with their own provider labels against the live server, and split the results per item.
+    nodes = json.loads((source / ".promptci" / "runs" / "first" / "run.json").read_text())["nodes"]
+    shards = [json.loads(n["inputs"]["shard"]) for n in nodes if n["task"] == "eval"]
+    assert [(s["items"], s["tests"]) for s in shards] == [(2, tests)], shards
     _assert_gone(calls)
 
     # 2. Again with --no-cache, and the server SIGKILLed once it has answered a call: the branch that

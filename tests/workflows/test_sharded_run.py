@@ -47,9 +47,9 @@ def trusted(tmp_path: Path) -> Path:
     """Return the trusted policy: the shipped one, with eval.max_shards 2 and a shard allowed per test run
     (the shipped eval.min_tests_per_shard would make the samples one shard)."""
     text = DEFAULT_CONFIG.read_text()
-    assert "  max_shards: 8" in text and "  min_tests_per_shard: 64" in text
+    assert "  max_shards: 8" in text and "  min_tests_per_shard: 150" in text
     path = tmp_path / "trusted.yaml"
-    path.write_text(text.replace("  max_shards: 8", "  max_shards: 2").replace("  min_tests_per_shard: 64",
+    path.write_text(text.replace("  max_shards: 8", "  max_shards: 2").replace("  min_tests_per_shard: 150",
                                                                                "  min_tests_per_shard: 1"))
     return path
 

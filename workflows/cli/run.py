@@ -72,12 +72,16 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     # First of all: the fork server imports the stages while this process loads the rest, the settings and the
     # template. (The shard cap below is not read at import: the zygote need not have it, see ForkServer.forks_like.)
     with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
+        from steps.promptfoo_warm import warm_for_run
         from workflows.runner.scheduler import default_parallelism
 
         # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
         child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
-        failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root, executor,
-                              configmaps_dir, secrets_dir, config_path, ref, child_env, server)
+        # One warm promptfoo loads its module graph (the first eval's Node start, overlapping lint/validate).
+        with warm_for_run(child_env, executor != "container") as warm:
+            failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root,
+                                  executor, configmaps_dir, secrets_dir, config_path, ref, child_env, server,
+                                  warm.on_event if warm else None)
     if failed:
         raise SystemExit(ExitCode.REJECTED)
 
@@ -85,7 +89,8 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
 def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: str | None, approve: bool,
                  no_cache: bool, parallelism: int | None, run_id: str | None, root: Path, executor: str,
                  configmaps_dir: Path | None, secrets_dir: Path | None, config_path: Path | None, ref: str | None,
-                 child_env: dict[str, str], server: ForkServer | None) -> list[str]:
+                 child_env: dict[str, str], server: ForkServer | None,
+                 on_event: Callable[[Any], None] | None = None) -> list[str]:
     """Check the options, then run the chosen pipelines; return the failed types (exit 2 on bad usage)."""
     settings = template_settings(config_path)
     values = parse_params(params, env)
@@ -103,14 +108,14 @@ def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: 
     try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
         with serving_for_run(child_env, root / ".promptci" / "local-model.log"):
             return _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
-                              lambda: _executor(executor, root, configmaps_dir, secrets_dir, server))
+                              lambda: _executor(executor, root, configmaps_dir, secrets_dir, server), on_event)
     except LocalModelError as exc:
         fail([f"run: {exc}"], ExitCode.USAGE)
 
 
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
                approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
-               new_executor: Callable[[], Any]) -> list[str]:
+               new_executor: Callable[[], Any], on_event: Callable[[Any], None] | None = None) -> list[str]:
     """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
@@ -125,7 +130,7 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
-                                  configmaps=configmaps, executor=new_executor())
+                                  configmaps=configmaps, executor=new_executor(), on_event=on_event)
         except (RunError, UnsupportedFeature) as exc:  # the run could not start: bad parameters or template
             fail([f"run: {exc}"], ExitCode.USAGE)
         note = record_metrics(manifest, result)
