@@ -15,17 +15,14 @@ import time
 from pathlib import Path
 
 
-def _open_fds() -> list[int]:
-    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-
-
 def describe(label: str, report: Path) -> None:
     """Write to ``report`` what a step can see of its process, and print ``label``.
 
-    The open descriptors are read by a child (``ls``), so listing them opens none here.
+    The open descriptors are listed first, before anything here opens one (the listing's own is the same both
+    ways); a child started to list them would race with the parent closing its ends of the child's pipes.
     """
     pid = os.getpid()
-    fds = subprocess.run(["ls", f"/proc/{pid}/fd"], capture_output=True, text=True, check=True).stdout.split()
+    fds = os.listdir("/proc/self/fd")
     facts = {
         "environ": dict(os.environ),
         "cwd": os.getcwd(),
