@@ -70,6 +70,8 @@ node_modules/.installed: package.json package-lock.json $(NODE_DIR)/.installed
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed ## Create .venv, install the project, Node 22 and the pinned promptfoo
+	@# Bytecode of the project's modules: with PYTHONDONTWRITEBYTECODE set, every stage would compile them anew.
+	$(PY) -m compileall -q steps workflows config bench > /dev/null
 
 LOCAL_SERVER := steps/providers/local_server
 # node-llama-cpp with its prebuilt linux-x64 CPU binaries only (pinned in its own package.json and lockfile);
