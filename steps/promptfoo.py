@@ -36,6 +36,7 @@ from typing import IO, Any
 from config.settings import get_settings
 from steps import promptfoo_warm
 from steps.atomic import atomic_write
+from steps.user_cache import user_cache_dir
 
 PINNED_VERSION = "0.123.1"
 # Holds package.json and node_modules/: the repo root in development; in the step image the locked
@@ -255,6 +256,17 @@ def promptfoo_env(work_dir: Path, no_proxy: list[str] | None = None,
         have = [h for h in (env.get("NO_PROXY") or env.get("no_proxy") or "").split(",") if h.strip()]
         env["NO_PROXY"] = env["no_proxy"] = ",".join(dict.fromkeys(have + loopback))
     return env
+
+
+def use_compile_cache(env: dict[str, str]) -> None:
+    """Point ``env``'s promptfoo processes at Node's on-disk compile cache in the user's cache dir.
+
+    Node (>= 22.1) keeps the code it compiled under ``NODE_COMPILE_CACHE`` and reuses it when a file's content
+    is unchanged: ~0.3 s / 0.4 CPU-s of the ~2.5 s promptfoo start, every start after the first. Local runs
+    only (``promptci run`` calls this): a pod starts once with an empty disk, where writing the cache would
+    only add to its start. A NODE_COMPILE_CACHE the user set wins; an unwritable directory just means no cache.
+    """
+    env.setdefault("NODE_COMPILE_CACHE", str(user_cache_dir(env) / "node-compile-cache"))
 
 
 def command(home: Path | None = None) -> list[str]:

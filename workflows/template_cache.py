@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from steps.atomic import atomic_write
+from steps.user_cache import user_cache_dir
 from workflows.template_settings import PipelineSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def cache_dir() -> Path:
     Per user, not per checkout: the entry depends on promptci's code and the settings, not on the repository
     evaluated, so a new checkout (or a bench's fresh one) finds it too.
     """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "promptci" / "templates"
+    return user_cache_dir() / "templates"
 
 
 def compiled_template(artifact_type: str, settings: PipelineSettings, cache_dir: Path | None) -> dict[str, Any]:

@@ -72,8 +72,12 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     # First of all: the fork server imports the stages while this process loads the rest, the settings and the
     # template. (The shard cap below is not read at import: the zygote need not have it, see ForkServer.forks_like.)
     with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
+        from steps.promptfoo import use_compile_cache
         from steps.promptfoo_warm import warm_for_run
         from workflows.runner.scheduler import default_parallelism
+
+        if executor != "container":  # a container is a pod: it starts once, with no compile cache to reuse
+            use_compile_cache(child_env)
 
         # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
         child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
