@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +121,18 @@ def _pass_template(tpl: dict[str, Any]) -> dict[str, Any]:
     return floor
 
 
-def stage_starts(repo: Path, logs: Path, rounds: int = 3) -> dict[str, tuple[float, float]]:
+def stage_starts(repo: Path, logs: Path, rounds: int = 3, *,
+                 executor: Callable[[], Any] | None = None) -> dict[str, tuple[float, float]]:
     """Return the median (wall s, CPU-s) of every stage's node given nothing to do, plus two references.
 
     Keys: each stage template's name, ``node running pass`` (the runner's own cost per node with a
-    script that does nothing) and ``python -c pass`` (a bare interpreter, no runner). CPU-s counts the
-    step's process tree and the runner's threads while the node ran.
+    script that does nothing) and ``python -c pass`` (a bare interpreter, no runner). Without
+    ``executor`` each step is its pod command in a new process (ProcessExecutor, the cluster's start), and
+    CPU-s counts the step's process tree and the runner's threads while the node ran. With ``executor``
+    (a factory, e.g. a ForkExecutor of one shared fork server) CPU-s is what the executor measured of the
+    step (wait4): a forked step is its zygote's child, not this process's.
     """
+    from workflows.runner.executors import ProcessExecutor
     from workflows.runner.scheduler import run_template
 
     manifest = layout.compiled()
@@ -144,8 +149,10 @@ def stage_starts(repo: Path, logs: Path, rounds: int = 3) -> dict[str, tuple[flo
         for name, m in cases.items():
             cpu = cpu_now()
             result = run_template(m, params, repo_root=repo, run_id=f"start-{r}-" + name.replace(" ", "-"),
-                                  env=env, runs_dir=logs / "runs", configmaps=policy)
-            figures[name].append((max(n.duration for n in result.nodes), cpu_now() - cpu))
+                                  env=env, runs_dir=logs / "runs", configmaps=policy,
+                                  executor=executor() if executor else ProcessExecutor())
+            used = sum(n.cpu_seconds or 0.0 for n in result.nodes) if executor else cpu_now() - cpu
+            figures[name].append((max(n.duration for n in result.nodes), used))
         cpu, t0 = cpu_now(), time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         figures["python -c pass"].append((time.perf_counter() - t0, cpu_now() - cpu))
