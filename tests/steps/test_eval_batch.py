@@ -41,6 +41,9 @@ from tests.steps.evalkit import NAMES, config, make_repo, read_json, record
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
+# Every artifact type with the folder its samples live in: the identity tests run each one as a shard.
+SAMPLE_TYPES = ((ArtifactType.PROMPT, "prompts"), (ArtifactType.GUARDRAIL_POLICY, "guardrails"),
+                (ArtifactType.RAG_CONFIG, "rag-configs"), (ArtifactType.MODEL_CONFIG, "model-configs"))
 GOOD = "Hello {name}, nice to meet you!"
 # Fields that cannot be equal between two evaluations, whoever runs them: fresh ids, clocks, timings,
 # and the paths promptfoo echoes that lie in each run's own work dir (its outputs, a RAG item's index).
@@ -215,9 +218,7 @@ def test_per_item_results_of_a_shard_equal_an_unsharded_run_on_the_samples(tmp_p
     cfg = load_pipeline_config()
     alone_store, shard_store = LocalStore(tmp_path / "alone"), LocalStore(tmp_path / "shard")
     checked = 0
-    for artifact_type, folder in ((ArtifactType.PROMPT, "prompts"), (ArtifactType.GUARDRAIL_POLICY, "guardrails"),
-                                  (ArtifactType.RAG_CONFIG, "rag-configs"),
-                                  (ArtifactType.MODEL_CONFIG, "model-configs")):
+    for artifact_type, folder in SAMPLE_TYPES:
         items = _sample_items(artifact_type, folder)
         assert items, folder
         alone = [run_branch(i, repo_root=REPO, run_id="r", target_env="dev", config=cfg, store=alone_store,

@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from config.artifacts import ArtifactType
 from config.pipeline import load_pipeline_config
 from steps import promptfoo, promptfoo_warm
 from steps.contracts import Shard
@@ -28,7 +27,7 @@ from steps.eval import run_shard
 from steps.promptfoo import PreparedTest, build_config, promptfoo_env, run_promptfoo, write_json
 from steps.stores.store import LocalStore, run_key
 from tests.steps.evalkit import read_json
-from tests.steps.test_eval_batch import REPO, _norm_junit, _norm_md, _sample_items, _stable
+from tests.steps.test_eval_batch import REPO, SAMPLE_TYPES, _norm_junit, _norm_md, _sample_items, _stable
 from tests.steps.test_promptfoo_run import _config
 
 pytestmark = pytest.mark.slow
@@ -84,9 +83,7 @@ def test_warm_and_cold_give_the_same_per_item_results_on_every_sample_type(tmp_p
     cfg = load_pipeline_config()
     cold_store, warm_store = LocalStore(tmp_path / "cold"), LocalStore(tmp_path / "warm")
     checked = 0
-    for artifact_type, folder in ((ArtifactType.PROMPT, "prompts"), (ArtifactType.GUARDRAIL_POLICY, "guardrails"),
-                                  (ArtifactType.RAG_CONFIG, "rag-configs"),
-                                  (ArtifactType.MODEL_CONFIG, "model-configs")):
+    for artifact_type, folder in SAMPLE_TYPES:
         items = _sample_items(artifact_type, folder)
         shard = Shard(index=0, items=items, tests=0)
         cold = run_shard(shard, repo_root=REPO, run_id="r", target_env="dev", config=cfg, store=cold_store,
