@@ -63,11 +63,15 @@ def fmt_load(value: tuple[float, float, float] | None = None) -> str:
     return f"{one:.2f}/{five:.2f}/{fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def become_subreaper() -> bool:
-    """Make orphaned descendants reparent to this process (Linux); return whether that worked."""
+def become_subreaper(on: bool = True) -> bool:
+    """Make orphaned descendants reparent to this process (Linux), or stop doing so; return whether that worked.
+
+    :func:`run` turns it on for one measured process tree and off again after, so a process that measured
+    once (a test session) does not collect every later orphan as a zombie nobody reaps.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -152,6 +156,7 @@ def run(label: str, cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping
         if log:
             out.close()  # type: ignore[union-attr]
     _reap_orphans()
+    become_subreaper(False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measured(label, wall, cpu, peak / 2**20, code, started_load, started_at)

@@ -60,11 +60,19 @@ def _broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def _gone(pid: int) -> bool:
+    """Return whether nothing of process group ``pid`` still runs (a zombie waiting to be reaped has ended)."""
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
         return True
-    return False
+    for entry in Path("/proc").iterdir():
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pid and state != "Z":
+            return False
+    return True
 
 
 def _slow_config(work_dir: Path, seconds: int = 120) -> Path:
