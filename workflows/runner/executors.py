@@ -18,13 +18,14 @@ The contract both honour is :class:`StepRequest` in, :class:`StepResult` out;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -333,20 +334,30 @@ def wait_with_usage(proc: subprocess.Popen[bytes], timeout: float | None) -> tup
     at no cost. A timer kills the step's process group when ``timeout`` passes, as
     ``Popen.wait(timeout)`` followed by a kill did. The exit code is Popen's: ``-N`` for signal N.
     """
+    with group_deadline(proc.pid, timeout) as expired:
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    return proc.returncode, expired.is_set(), usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def group_deadline(pgid: int, timeout: float | None) -> Iterator[threading.Event]:
+    """Kill process group ``pgid`` if ``timeout`` seconds pass before the block ends; yield the event set then.
+
+    A step's deadline, for every executor that waits for a step's process group (a subprocess, a fork).
+    """
     expired = threading.Event()
 
     def expire() -> None:
         expired.set()
-        lifecycle.kill_group(proc.pid)
+        lifecycle.kill_group(pgid)
 
     timer = threading.Timer(timeout, expire) if timeout is not None else None
     if timer is not None:
         timer.daemon = True
         timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        yield expired
     finally:
         if timer is not None:
             timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    return proc.returncode, expired.is_set(), usage.ru_utime + usage.ru_stime

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from workflows.runner import lifecycle
-from workflows.runner.executors import Executor, Launch, ProcessExecutor, RunContext, StepRequest, python_path
+from workflows.runner.executors import (
+    Executor,
+    Launch,
+    ProcessExecutor,
+    RunContext,
+    StepRequest,
+    group_deadline,
+    python_path,
+)
 from workflows.runner.zygote import ALL_VARIABLES, ENTRY_MODULE, encode, read_message
 
 LOCAL_EXECUTOR = "fork"
@@ -212,21 +220,10 @@ class ForkExecutor(ProcessExecutor):
             with self._lock:
                 self._forked.add(pid)
                 self.forked_attempts += 1
-            expired = threading.Event()
-
-            def expire() -> None:
-                expired.set()
-                lifecycle.kill_group(pid)
-
-            timer = threading.Timer(launch.timeout, expire) if launch.timeout is not None else None
-            if timer is not None:
-                timer.daemon = True
-                timer.start()
             try:
-                ended = read_message(conn)
+                with group_deadline(pid, launch.timeout) as expired:
+                    ended = read_message(conn)
             finally:
-                if timer is not None:
-                    timer.cancel()
                 lifecycle.kill_group(pid)  # nothing the step started outlives it (as with a pod)
                 with self._lock:
                     self._forked.discard(pid)
