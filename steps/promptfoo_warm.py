@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from config.settings import get_settings
 from steps import promptfoo
 
 log = logging.getLogger(__name__)
@@ -244,31 +243,50 @@ class WarmBroker:
 def warm_for_run(env: MutableMapping[str, str], enabled: bool = True) -> Iterator[WarmBroker | None]:
     """Run a broker with one warm promptfoo for the block, with ``env[BROKER_ENV]`` set to its address.
 
-    Nothing starts when not ``enabled`` (steps in containers: the socket and the install are not
+    No broker serves when not ``enabled`` (steps in containers: the socket and the install are not
     theirs), when ``PROMPTCI_PROMPTFOO_BROKER`` is already set (``off``, or someone else's broker),
     when ``PROMPTCI_PROMPTFOO_CMD`` overrides the command (the shim runs only the pinned install), or
     when the pinned install is not usable (the evals then report it, cold). Called on the main thread:
     the shim dies with it (``PR_SET_PDEATHSIG`` follows the thread that started it).
+
+    The shim starts BEFORE the settings are read: importing pydantic-settings (~0.2 s) would otherwise come
+    first on the critical path of a small run, whose one eval waits for this load. It starts on the default
+    install (``promptfoo.REPO_ROOT``); settings that rule it out (the cases above) kill it at once, and a
+    ``PROMPTCI_PROMPTFOO_HOME`` naming another install restarts it there. Such a shim cost some CPU, never a
+    job: it only loads promptfoo's modules, in an empty directory of its own.
     """
-    settings = get_settings(env)
-    if not enabled or settings.promptfoo_broker or settings.promptfoo_cmd:
-        yield None
-        return
+    broker = _start(env, promptfoo.REPO_ROOT) if enabled else None
     try:
-        node, entry = promptfoo.default_command()
+        if broker is not None:
+            from config.settings import get_settings
+
+            settings = get_settings(env)
+            home = settings.promptfoo_home or promptfoo.REPO_ROOT
+            if settings.promptfoo_broker or settings.promptfoo_cmd or home != promptfoo.REPO_ROOT:
+                broker.stop()
+                broker = None
+                if not (settings.promptfoo_broker or settings.promptfoo_cmd):
+                    broker = _start(env, home)
+        if broker is not None:
+            env[BROKER_ENV] = broker.address
+        yield broker
+    finally:
+        if broker is not None:
+            env.pop(BROKER_ENV, None)
+            broker.stop()
+
+
+def _start(env: MutableMapping[str, str], home: Path) -> WarmBroker | None:
+    """Return a new broker whose shim loads the install at ``home``, or None when that install is not usable."""
+    try:
+        # Unchecked (no `node --version`, on the run's critical path): run_promptfoo checks before it asks.
+        node, entry = promptfoo.default_command(home, checked=False)
     except promptfoo.PromptfooMissing:
-        yield None
-        return
+        return None
     from workflows.runner import lifecycle
 
     shim_env = {**env, lifecycle.TOKEN_ENV: lifecycle.runner_token()}
-    broker = WarmBroker(shim_env, node, entry, lifecycle.pdeathsig_prefix())
-    try:
-        env[BROKER_ENV] = broker.address
-        yield broker
-    finally:
-        env.pop(BROKER_ENV, None)
-        broker.stop()
+    return WarmBroker(shim_env, node, entry, lifecycle.pdeathsig_prefix())
 
 
 def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path], dict[str, str]],
@@ -281,6 +299,8 @@ def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path
     the call) or an interrupt kills the shim's process group. stdout and stderr are copied into ``out``
     and ``err`` when the job ends.
     """
+    from config.settings import get_settings
+
     address = get_settings().promptfoo_broker
     if not address or address == OFF or len(cmd) != 2:
         return None

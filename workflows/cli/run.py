@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from config.artifacts import ArtifactType
+from config.artifact_types import ArtifactType
 from steps.exit_codes import ExitCode
 from workflows.cli.options import (
     env_option,
@@ -69,23 +69,24 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     root = repo_root.resolve()
     # The child processes' environment; the mounted policy says what PROMPTCI_CONFIG would.
     child_env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}
-    # First of all: the fork server imports the stages while this process loads the rest, the settings and the
-    # template. (The shard cap below is not read at import: the zygote need not have it, see ForkServer.forks_like.)
-    with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
-        from steps.promptfoo import use_compile_cache
-        from steps.promptfoo_warm import warm_for_run
-        from workflows.runner.scheduler import default_parallelism
+    from steps.promptfoo import use_compile_cache
+    from steps.promptfoo_warm import warm_for_run
 
-        if executor != "container":  # a container is a pod: it starts once, with no compile cache to reuse
-            use_compile_cache(child_env)
+    if executor != "container":  # a container is a pod: it starts once, with no compile cache to reuse
+        use_compile_cache(child_env)
+    # First of all, before this process imports pydantic: the fork server starts importing the stages, and one
+    # warm promptfoo starts loading its module graph (the first eval's Node start, the critical path of a small
+    # run). Both overlap the CLI's own work (settings, template), lint and validate. (The shard cap below is read
+    # by neither at import: see ForkServer.forks_like, and steps/promptfoo_warm.py for promptfoo.)
+    with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server, \
+            warm_for_run(child_env, executor != "container") as warm:
+        from workflows.runner.scheduler import default_parallelism
 
         # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
         child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
-        # One warm promptfoo loads its module graph (the first eval's Node start, overlapping lint/validate).
-        with warm_for_run(child_env, executor != "container") as warm:
-            failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root,
-                                  executor, configmaps_dir, secrets_dir, config_path, ref, child_env, server,
-                                  warm.on_event if warm else None)
+        failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root,
+                              executor, configmaps_dir, secrets_dir, config_path, ref, child_env, server,
+                              warm.on_event if warm else None)
     if failed:
         raise SystemExit(ExitCode.REJECTED)
 
