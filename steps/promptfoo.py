@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from steps import promptfoo_warm
 from steps.atomic import atomic_write
+from steps.promptfoo_order import put_in_test_order
 from steps.user_cache import user_cache_dir
 
 PINNED_VERSION = "0.123.1"
@@ -325,6 +326,7 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
         else:
             returncode, timed_out = _run_cold(args, work_dir, env, timeout_s, state, out, err)
         duration = time.monotonic() - start
+        put_in_test_order(work_dir / OUTPUTS["results"], work_dir / OUTPUTS["junit"])  # --no-write's order
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
