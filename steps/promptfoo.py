@@ -84,15 +84,27 @@ def promptfoo_home() -> Path:
 
 
 def _manifest(home: Path) -> dict[str, Any]:
-    """Return the installed promptfoo's package.json; raise PromptfooMissing when absent or unreadable."""
+    """Return the installed promptfoo's package.json; raise PromptfooMissing when absent or unreadable.
+
+    Parsed once per file version (path, mtime, size): the plan asks for every item, 200 reads of it for a
+    200-prompt run; a reinstall is seen at the next call.
+    """
     path = home / "node_modules" / "promptfoo" / "package.json"
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or "version" not in data:
-            raise ValueError("no version")
-        return data
+        st = path.stat()
+        return dict(_parsed_manifest(str(path), st.st_mtime_ns, st.st_size))
     except (OSError, ValueError) as exc:
         raise PromptfooMissing(f"promptfoo is not installed in {home}/node_modules; run `make setup`") from exc
+
+
+@lru_cache(maxsize=8)
+def _parsed_manifest(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Return the package.json at ``path`` (one version of it: ``mtime_ns`` and ``size`` key the cache)."""
+    del mtime_ns, size
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "version" not in data:
+        raise ValueError("no version")
+    return data
 
 
 def installed_version(home: Path | None = None) -> str:
