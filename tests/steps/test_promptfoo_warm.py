@@ -266,3 +266,21 @@ def test_settings_read_after_the_shim_started_stop_it_or_move_it(tmp_path, monke
         assert [cmd for cmd in _shims_of_this_process() if str(home) not in cmd] == []  # the first one is gone
         assert len(_shims_of_this_process()) == 1
     assert _shims_of_this_process() == []
+
+
+def test_the_warm_promptfoos_cpu_is_counted_for_the_run(tmp_path, monkeypatch):
+    """The shim is the runner's child, not the eval step's, so no step's CPU-s holds it: the broker hands it
+    over once (``promptci run`` puts it in the run's totals), for a job it ran and for a spare it killed."""
+    work = tmp_path / "reports"
+    work.mkdir()
+    with _broker(monkeypatch) as broker:
+        assert broker.take_cpu_seconds() is None  # nothing ended yet
+        proc = run_promptfoo(_config(work), work, jobs=2, repeat=1, no_cache=True, timeout_s=300,
+                             env=promptfoo_env(work))
+        assert proc.returncode == 0 and broker.served == 1
+        used = broker.take_cpu_seconds()
+        assert used is not None and used > 0.2  # promptfoo's load and its job, not a rounding error
+        assert broker.take_cpu_seconds() is None  # handed over once
+    with _broker(monkeypatch) as broker:
+        broker.release()  # the run's evals were skipped: the spare is killed, what its load took noted
+        assert broker.take_cpu_seconds() is not None
