@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -86,6 +85,8 @@ def each_item(store: ArtifactStore, jobs: Sequence[Callable[[], T]]) -> list[T]:
     workers = min(store.writers, len(jobs))
     if workers <= 1:
         return [job() for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor  # here: a stage that never writes to S3 does not pay for it
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store-writer") as pool:
         futures = [pool.submit(job) for job in jobs]
     return [f.result() for f in futures]
