@@ -138,7 +138,8 @@ def settle_cached(items: list[EvalItem], *, repo_root: Path, run_id: str, target
     A cache hit is re-judged against today's thresholds and baseline and leaves
     everything a cached branch leaves (reports, diffs, signed record, ``branch.json``);
     so does an item that cannot be prepared (status ``error``: promote refuses).
-    A pending item's weight is its test runs (tests × repeats).
+    A pending item's weight is its test runs (tests × repeats). The settled items are written
+    side by side (``each_item``), each item's own writes in their order, as ``write_measured``'s.
     """
     settled = Settled()
     key = _signing_key(repo_root)
