@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
+from config.pipeline import load_pipeline_config
 from steps.contracts import BranchResult, EvalItem
 from steps.eval import settle_cached, write_measured
 from steps.eval_batch import Outcome, Part, measure_batch, shard_label
@@ -20,11 +22,13 @@ from steps.eval_spec import prepare
 from steps.eval_verdict import Branch, stored_final
 from steps.exit_codes import ExitCode, outcome_code
 from steps.records import read_record, record_key
+from steps.run_plan import plan_run
 from steps.signing import signing_key
 from steps.stores.s3store import S3Store
 from steps.stores.store import ArtifactStore, LocalStore
 from tests.faults.proxy import FaultProxy
 from tests.steps.evalkit import NAMES, config, make_repo, record
+from workflows.stage_bodies.evaluate import eval_shard
 
 pytestmark = pytest.mark.slow
 GOOD = "Hello {name}, nice to meet you!"
@@ -163,3 +167,47 @@ def test_a_store_that_goes_away_mid_shard_is_transient_and_no_item_is_half_final
         if r.status == "error":
             assert r.retryable and r.reasons[0].startswith("artifact store (s3://promptci/away/"), r.reasons
     assert outcome_code(ok=False, transient=any(r.retryable for r in got)) == ExitCode.TRANSIENT
+
+
+def test_the_eval_stage_exits_75_when_one_items_object_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The real stage body (plan in the store, ShardRef in, exit code out) on S3 with 8 writers: one item's
+    record is refused, so that item is a retryable store error and the task exits 75 (Argo retries it)."""
+    for var in ("PROMPTCI_PROVIDER", "PROMPTCI_RECORD", "PROMPTCI_RECORDINGS_DIR", "PROMPTCI_PROMPTFOO_CMD",
+                "PROMPTCI_STORE_KIND", "PROMPTCI_S3_BUCKET", "PROMPTCI_S3_PREFIX", "PROMPTCI_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    repo = tmp_path / "repo"
+    items = [make_repo(repo, prompt_id=f"p{i}") for i in range(3)]
+    for i in range(3):
+        for n in NAMES:
+            record(repo, n, GOOD.format(name=n), prompt_id=f"p{i}")
+    proxy = FaultProxy(s3_endpoint)
+    try:
+        cfg = config().model_dump(mode="json")
+        cfg["store"] = {"kind": "s3", "bucket": "promptci", "prefix": "stage", "endpoint_url": proxy.url,
+                        "region": "us-east-1"}
+        policy = tmp_path / "trusted.yaml"
+        policy.write_text(yaml.safe_dump(cfg))
+        trusted = load_pipeline_config(policy)
+        store = S3Store("promptci", "stage", endpoint_url=proxy.url, region="us-east-1")
+        plan = plan_run(items, repo_root=repo, run_id="r1", target_env="dev", dry_run=False, config=trusted,
+                        store=store, key=signing_key(repo, create=True))
+        assert len(plan.refs) == 1
+        monkeypatch.chdir(repo)
+        monkeypatch.setenv("PROMPTCI_CONFIG", str(policy))
+        monkeypatch.setenv("PROMPTCI_RUN_ID", "r1")
+        monkeypatch.setenv("PROMPTCI_S3_ATTEMPTS", "2")
+        monkeypatch.setenv("PROMPTCI_S3_WRITERS", "8")
+        proxy.refuse(r"^PUT /promptci/stage/runs/r1/p1/golden/record\.json")
+        with pytest.raises(SystemExit) as exc:
+            eval_shard(shard=plan.refs[0].model_dump_json(), target_environment="dev", no_cache="false",
+                       reports=tmp_path / "reports")
+        final = [stored_final(store, "r1", item, signing_key(repo)) for item in items]
+    finally:
+        proxy.close()
+    out = capsys.readouterr().out
+    assert exc.value.code == ExitCode.TRANSIENT, out
+    assert "eval: p0 × golden: passed" in out and "eval: p2 × golden: passed" in out
+    assert "eval: p1 × golden: error" in out and "artifact store (s3://promptci/stage/" in out
+    assert final[1] is None and final[0] is not None and final[2] is not None
