@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,8 @@ def repeats_of(repo: Path, artifact_ids: set[str]) -> dict[str, int]:
     return {a: cfg.for_artifact(a).thresholds_for(None).repeats for a in artifact_ids}
 
 
-def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare promptfoo") -> Floor:
+def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare promptfoo",
+              extra_args: Sequence[str] = ()) -> Floor:
     """Measure one promptfoo process over every test the run at ``run_dir`` evaluated; return it.
 
     ``repo``'s store is the local one (``.promptci/store``, as the benches' repos configure it).
@@ -158,7 +160,7 @@ def run_floor(run_dir: Path, repo: Path, work: Path, label: str = "one bare prom
     (work / "floor.json").write_text(json.dumps(config, indent=1))
     results = work / "results.json"
     cmd = [*promptfoo_command(), "eval", "-c", str(work / "floor.json"), "-o", str(results),
-           "-j", str(default_jobs()), "--no-table", "--no-progress-bar", "--no-share"]
+           "-j", str(default_jobs()), "--no-table", "--no-progress-bar", "--no-share", *extra_args]
     measured = run(label, cmd, cwd=work, env=promptfoo_env(work), log=work / "floor.log")
     try:
         stats = json.loads(results.read_text())["results"]["stats"]

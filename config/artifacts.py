@@ -14,33 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from config.artifact_types import ArtifactType as ArtifactType  # re-exported: the schemas name their type here
+
 ID_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 VAR_PATTERN = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
-
-
-class ArtifactType(StrEnum):
-    """The artifact kinds; each gets its own WorkflowTemplate and default directory."""
-
-    PROMPT = "prompt"
-    MODEL_CONFIG = "model-config"
-    RAG_CONFIG = "rag-config"
-    GUARDRAIL_POLICY = "guardrail-policy"
-
-    @property
-    def default_dir(self) -> str:
-        """Return the repo directory this type lives in by default (``prompts/`` for prompts)."""
-        return {
-            ArtifactType.PROMPT: "prompts",
-            ArtifactType.MODEL_CONFIG: "model-configs",
-            ArtifactType.RAG_CONFIG: "rag-configs",
-            ArtifactType.GUARDRAIL_POLICY: "guardrails",
-        }[self]
 
 
 class Strict(BaseModel):

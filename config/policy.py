@@ -116,17 +116,24 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
     (in the image on a cluster). Raises PolicyError (an explicit ref or file that is not there,
     an invalid policy).
     """
+    config, source, file, _text = _load_trusted(repo_root, explicit, ref)
+    return config, source, file
+
+
+def _load_trusted(repo_root: Path, explicit: Path | str | None,
+                  ref: str | None) -> tuple[PromptPipelineConfig, str, Path | None, str | None]:
+    """Return :func:`load_trusted`'s three, and the text read from the trusted ref (None for a file)."""
     path = explicit or get_settings().config
     try:
         if path:
             p = Path(path)
             if not p.is_file():
                 raise PolicyError([f"{p}: the trusted pipeline config does not exist"])
-            return load_pipeline_config(p), str(p), p.resolve()
+            return load_pipeline_config(p), str(p), p.resolve(), None
         text, where = trusted_text(repo_root, ref)
         if text is None:  # no trusted ref, or it has no policy: the one shipped with promptci
-            return load_pipeline_config(DEFAULT_CONFIG), f"promptci's {DEFAULT_CONFIG} ({where}: none)", None
-        return load_pipeline_text(text, where), where, None
+            return load_pipeline_config(DEFAULT_CONFIG), f"promptci's {DEFAULT_CONFIG} ({where}: none)", None, None
+        return load_pipeline_text(text, where), where, None, text
     except ConfigError as exc:
         raise PolicyError([p.format() for p in exc.problems]) from None
 
@@ -134,12 +141,14 @@ def load_trusted(repo_root: Path, explicit: Path | str | None = None,
 def trusted_policy_text(repo_root: Path, explicit: Path | str | None = None,
                         ref: str | None = None) -> tuple[str, str]:
     """Return (text, source) of the trusted policy, validated: what ``register`` puts in the ConfigMap
-    and the local runner mounts in its place. Raises PolicyError."""
-    config, source, file = load_trusted(repo_root, explicit, ref)
+    and the local runner mounts in its place. Raises PolicyError.
+
+    The text is the one that was validated, read from git once: a second read could see the ref moved.
+    """
+    config, source, file, text = _load_trusted(repo_root, explicit, ref)
     del config  # loaded only to validate it: a broken policy never reaches a pod
     if file is not None:
         return file.read_text(), source
-    text = trusted_text(repo_root, ref)[0]
     return (text if text is not None else DEFAULT_CONFIG.read_text()), source
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from steps.eval_results import ResultsError
 from steps.eval_spec import Prepared
+from steps.promptfoo_order import row_order
 
 
 @dataclass
@@ -142,7 +143,7 @@ def split_results(shard: ShardDoc, k: int, part: Part) -> dict[str, Any]:
     (read-only): serialise it, never modify it.
     """
     doc = shard.doc
-    rows = sorted(shard.rows.get(k, []), key=lambda r: r.get("testIdx", 0))
+    rows = sorted(shard.rows.get(k, []), key=row_order)
     offset = min((r.get("testIdx", 0) for r in rows), default=0)
     column = min((r.get("promptIdx", 0) for r in rows), default=0)
     out = {key: v for key, v in doc.items() if key not in ("results", "config")}

@@ -33,9 +33,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from config.settings import get_settings
 from steps import promptfoo_warm
 from steps.atomic import atomic_write
+from steps.promptfoo_order import put_in_test_order
 from steps.user_cache import user_cache_dir
 
 PINNED_VERSION = "0.123.1"
@@ -78,19 +78,33 @@ class ProcessResult:
 
 def promptfoo_home() -> Path:
     """Return the directory holding the pinned install: ``$PROMPTCI_PROMPTFOO_HOME`` or the repo root."""
+    from config.settings import get_settings  # not at import: see steps/promptfoo_warm.warm_for_run
+
     return get_settings().promptfoo_home or REPO_ROOT
 
 
 def _manifest(home: Path) -> dict[str, Any]:
-    """Return the installed promptfoo's package.json; raise PromptfooMissing when absent or unreadable."""
+    """Return the installed promptfoo's package.json; raise PromptfooMissing when absent or unreadable.
+
+    Parsed once per file version (path, mtime, size): the plan asks for every item, 200 reads of it for a
+    200-prompt run; a reinstall is seen at the next call.
+    """
     path = home / "node_modules" / "promptfoo" / "package.json"
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or "version" not in data:
-            raise ValueError("no version")
-        return data
+        st = path.stat()
+        return dict(_parsed_manifest(str(path), st.st_mtime_ns, st.st_size))
     except (OSError, ValueError) as exc:
         raise PromptfooMissing(f"promptfoo is not installed in {home}/node_modules; run `make setup`") from exc
+
+
+@lru_cache(maxsize=8)
+def _parsed_manifest(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Return the package.json at ``path`` (one version of it: ``mtime_ns`` and ``size`` key the cache)."""
+    del mtime_ns, size
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "version" not in data:
+        raise ValueError("no version")
+    return data
 
 
 def installed_version(home: Path | None = None) -> str:
@@ -113,17 +127,21 @@ def entry_script(home: Path | None = None) -> Path:
     return entry
 
 
-def node_binary(home: Path | None = None) -> Path:
+def node_binary(home: Path | None = None, *, checked: bool = True) -> Path:
     """Return the Node that runs promptfoo: ``<home>/.node/bin/node`` (``make setup``'s) or ``node`` on PATH.
 
-    Raises PromptfooMissing when neither exists, or when it is older than the installed promptfoo's
-    ``engines.node`` (promptfoo would refuse to start; say so here, with the fix).
+    Raises PromptfooMissing when neither exists, or (``checked``) when it is older than the installed
+    promptfoo's ``engines.node`` (promptfoo would refuse to start; say so here, with the fix). Unchecked
+    saves running ``node --version`` for a caller whose every use is checked later (the warm shim: the
+    eval that takes it resolves the command checked first).
     """
     home = home or promptfoo_home()
     local = home / NODE_DIR / "bin" / "node"
     found = str(local) if local.is_file() else shutil.which("node")
     if found is None:
         raise PromptfooMissing(f"no Node found ({local} or node on PATH); run `make setup`")
+    if not checked:
+        return Path(found)
     engines = str(_manifest(home).get("engines", {}).get("node", ""))
     problem = _node_problem(found, engines)
     if problem:
@@ -271,19 +289,24 @@ def use_compile_cache(env: dict[str, str]) -> None:
 
 def command(home: Path | None = None) -> list[str]:
     """Return the promptfoo command: ``$PROMPTCI_PROMPTFOO_CMD`` (split like a shell would) or ``default_command``."""
+    from config.settings import get_settings
+
     override = get_settings().promptfoo_cmd
     if override:
         return shlex.split(override)
     return default_command(home)
 
 
-def default_command(home: Path | None = None) -> list[str]:
-    """Return ``[node, entry]`` of the pinned install (no npx); raise PromptfooMissing when it is not usable."""
-    return [str(node_binary(home)), str(entry_script(home))]
+def default_command(home: Path | None = None, *, checked: bool = True) -> list[str]:
+    """Return ``[node, entry]`` of the pinned install (no npx); raise PromptfooMissing when it is not usable
+    (``checked``: also when its Node is too old, see :func:`node_binary`)."""
+    return [str(node_binary(home, checked=checked)), str(entry_script(home))]
 
 
 def default_jobs() -> int:
     """Return promptfoo's ``-j``: ``$PROMPTCI_EVAL_JOBS`` or 8 (passed explicitly, never left to defaults)."""
+    from config.settings import get_settings
+
     return max(1, get_settings().eval_jobs)
 
 
@@ -300,7 +323,7 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
     """
     args = [*command(home), "eval", "-c", str(config_path),
             *(x for name in OUTPUTS.values() for x in ("-o", str(work_dir / name))),
-            "-j", str(jobs), "--repeat", str(repeat), "--no-table", "--no-progress-bar", "--no-share"]
+            "-j", str(jobs), "--repeat", str(repeat), "--no-table", "--no-progress-bar", "--no-share", "--no-write"]
     if no_cache:
         args.append("--no-cache")
     state = state_dir(work_dir)
@@ -315,6 +338,7 @@ def run_promptfoo(config_path: Path, work_dir: Path, *, jobs: int, repeat: int, 
         else:
             returncode, timed_out = _run_cold(args, work_dir, env, timeout_s, state, out, err)
         duration = time.monotonic() - start
+        put_in_test_order(work_dir / OUTPUTS["results"], work_dir / OUTPUTS["junit"])  # --no-write's order
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -36,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from config.settings import get_settings
 from steps import promptfoo
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class _Shim:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.dir / "shim.sock"))
         self.listener.listen(1)
+        self.cpu_seconds: float | None = None  # once it ended (see _note_cpu)
+        self.cpu_taken = False
         shim_env = promptfoo.promptfoo_env(self.dir, base=env, state=self.state)
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
             self.proc = subprocess.Popen([*prefix, node, str(SHIM), entry, str(self.dir / "shim.sock")], cwd=cwd,
@@ -108,16 +111,37 @@ class _Shim:
     def connect(self, timeout_s: float) -> socket.socket | None:
         """Return the shim's connection once its preload is done; None when it died or took too long."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
+        while time.monotonic() < deadline and self.poll() is None:
             ready, _, _ = select.select([self.listener], [], [], 0.1)
             if ready:
                 conn, _ = self.listener.accept()
                 return conn
         return None
 
+    def poll(self) -> int | None:
+        """Return the shim's exit code once it ended (None while it runs), its CPU-s noted before it is reaped."""
+        self._note_cpu(wait=False)
+        return self.proc.poll()
+
     def kill(self) -> None:
-        """SIGKILL the shim's process group and wait (bounded) until it is gone."""
+        """SIGKILL the shim's process group and wait (bounded) until it is gone, its CPU-s noted first."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._note_cpu(wait=True)
         promptfoo.kill_group(self.proc, grace_s=KILL_GRACE_S)
+
+    def _note_cpu(self, wait: bool) -> None:
+        """Note the shim's CPU-s (its own and its reaped children's: proc(5) utime, stime, cutime, cstime) once it
+        has exited: only its zombie still has them, so this looks (``WNOWAIT``) before anyone reaps it."""
+        if self.cpu_seconds is not None:
+            return
+        try:
+            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT | (0 if wait else os.WNOHANG)) is None:
+                return  # still running
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (ChildProcessError, OSError):
+            return  # already reaped: nothing left to read
+        self.cpu_seconds = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
     def remove(self) -> None:
         self.kill()
@@ -188,19 +212,19 @@ class WarmBroker:
             return
         shim_conn = shim.connect(READY_TIMEOUT_S)
         if shim_conn is None:
-            ch.send({"cold": f"the warm promptfoo is not ready (exit {shim.proc.poll()})"})
+            ch.send({"cold": f"the warm promptfoo is not ready (exit {shim.poll()})"})
             return
         with shim_conn:
             sc = _Channel(shim_conn)
             sc.recv(READY_TIMEOUT_S)  # {"ready": true}
             sc.send(job)
-            answer = sc.recv(READY_TIMEOUT_S) or {"reason": f"the warm promptfoo exited {shim.proc.poll()}"}
+            answer = sc.recv(READY_TIMEOUT_S) or {"reason": f"the warm promptfoo exited {shim.poll()}"}
         if not answer.get("accepted"):
             ch.send({"cold": str(answer.get("reason"))})
             return
         self.served += 1
         ch.send({"pid": shim.proc.pid})
-        while shim.proc.poll() is None:  # until it exits, or the client says kill (or goes away)
+        while shim.poll() is None:  # until it exits, or the client says kill (or goes away)
             with contextlib.suppress(TimeoutError):
                 if ch.recv(0.1) is None:
                     return  # EOF: the client died; the caller kills the shim
@@ -208,6 +232,19 @@ class WarmBroker:
         ch.send({"returncode": shim.proc.returncode, "stdout": str(shim.stdout), "stderr": str(shim.stderr)})
         with contextlib.suppress(TimeoutError):
             ch.recv(60.0)  # the client has copied the output when it closes
+
+    def take_cpu_seconds(self) -> float | None:
+        """Return the CPU-s of this broker's shims that ended since the last call (None: none did).
+
+        A shim's CPU is promptfoo's load and its job: what a cold eval's own process would have spent. It is
+        this process's child, not the eval step's, so the runner's per-step CPU-s cannot see it; ``promptci
+        run`` adds it to the run's totals.
+        """
+        with self._lock:
+            ended = [s for s in self._shims if s.cpu_seconds is not None and not s.cpu_taken]
+            for s in ended:
+                s.cpu_taken = True
+        return sum(s.cpu_seconds or 0.0 for s in ended) if ended else None
 
     def release(self) -> None:
         """Kill the spare shim now (no eval will ask): its load would only take CPU from the rest of the run."""
@@ -244,31 +281,50 @@ class WarmBroker:
 def warm_for_run(env: MutableMapping[str, str], enabled: bool = True) -> Iterator[WarmBroker | None]:
     """Run a broker with one warm promptfoo for the block, with ``env[BROKER_ENV]`` set to its address.
 
-    Nothing starts when not ``enabled`` (steps in containers: the socket and the install are not
+    No broker serves when not ``enabled`` (steps in containers: the socket and the install are not
     theirs), when ``PROMPTCI_PROMPTFOO_BROKER`` is already set (``off``, or someone else's broker),
     when ``PROMPTCI_PROMPTFOO_CMD`` overrides the command (the shim runs only the pinned install), or
     when the pinned install is not usable (the evals then report it, cold). Called on the main thread:
     the shim dies with it (``PR_SET_PDEATHSIG`` follows the thread that started it).
+
+    The shim starts BEFORE the settings are read: importing pydantic-settings (~0.2 s) would otherwise come
+    first on the critical path of a small run, whose one eval waits for this load. It starts on the default
+    install (``promptfoo.REPO_ROOT``); settings that rule it out (the cases above) kill it at once, and a
+    ``PROMPTCI_PROMPTFOO_HOME`` naming another install restarts it there. Such a shim cost some CPU, never a
+    job: it only loads promptfoo's modules, in an empty directory of its own.
     """
-    settings = get_settings(env)
-    if not enabled or settings.promptfoo_broker or settings.promptfoo_cmd:
-        yield None
-        return
+    broker = _start(env, promptfoo.REPO_ROOT) if enabled else None
     try:
-        node, entry = promptfoo.default_command()
+        if broker is not None:
+            from config.settings import get_settings
+
+            settings = get_settings(env)
+            home = settings.promptfoo_home or promptfoo.REPO_ROOT
+            if settings.promptfoo_broker or settings.promptfoo_cmd or home != promptfoo.REPO_ROOT:
+                broker.stop()
+                broker = None
+                if not (settings.promptfoo_broker or settings.promptfoo_cmd):
+                    broker = _start(env, home)
+        if broker is not None:
+            env[BROKER_ENV] = broker.address
+        yield broker
+    finally:
+        if broker is not None:
+            env.pop(BROKER_ENV, None)
+            broker.stop()
+
+
+def _start(env: MutableMapping[str, str], home: Path) -> WarmBroker | None:
+    """Return a new broker whose shim loads the install at ``home``, or None when that install is not usable."""
+    try:
+        # Unchecked (no `node --version`, on the run's critical path): run_promptfoo checks before it asks.
+        node, entry = promptfoo.default_command(home, checked=False)
     except promptfoo.PromptfooMissing:
-        yield None
-        return
+        return None
     from workflows.runner import lifecycle
 
     shim_env = {**env, lifecycle.TOKEN_ENV: lifecycle.runner_token()}
-    broker = WarmBroker(shim_env, node, entry, lifecycle.pdeathsig_prefix())
-    try:
-        env[BROKER_ENV] = broker.address
-        yield broker
-    finally:
-        env.pop(BROKER_ENV, None)
-        broker.stop()
+    return WarmBroker(shim_env, node, entry, lifecycle.pdeathsig_prefix())
 
 
 def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path], dict[str, str]],
@@ -281,6 +337,8 @@ def run_warm(cmd: list[str], args: list[str], cwd: Path, env_for: Callable[[Path
     the call) or an interrupt kills the shim's process group. stdout and stderr are copied into ``out``
     and ``err`` when the job ends.
     """
+    from config.settings import get_settings
+
     address = get_settings().promptfoo_broker
     if not address or address == OFF or len(cmd) != 2:
         return None

@@ -167,3 +167,28 @@ def test_the_trusted_policy_decides_the_fan_out_width_a_revision_may_only_narrow
             assert getattr(effective_policy(repo).config.eval, name) == outcome
     (repo / "config/pipeline.yaml").unlink()
     assert getattr(effective_policy(repo).config.eval, name) == trusted_value
+
+
+def test_the_policy_text_mounted_is_the_one_validated_even_if_main_moves(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push to the trusted branch between validating the policy and handing its text on (``run`` mounts it,
+    ``register`` puts it in the ConfigMap) must not swap in a text nobody validated: git is read once."""
+    from config import policy
+
+    repo = _git_repo(tmp_path / "repo", TRUSTED)
+    real_git = policy._git
+    pushed: list[bool] = []
+
+    def git_then_push(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = real_git(root, *args)
+        if args[0] == "show" and not pushed:  # someone pushes a broken policy right after it was read
+            pushed.append(True)
+            (repo / "config/pipeline.yaml").write_text("defaults: [not, a, mapping\n")
+            for cmd in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+                subprocess.run(["git", *cmd], cwd=repo, check=True)
+        return proc
+
+    monkeypatch.delenv("PROMPTCI_CONFIG", raising=False)
+    monkeypatch.setattr(policy, "_git", git_then_push)
+    text, source = policy.trusted_policy_text(repo)
+    assert yaml.safe_load(text) == TRUSTED and source.startswith("main:config/pipeline.yaml")

@@ -165,6 +165,12 @@ def _commit_shape(genv: GitEnv, cwd: Path, sha: str) -> tuple[str, str, str, str
     return tree, str(len(parents.split())), author, committer, message
 
 
+def _loose_objects(genv: GitEnv, repo: Path) -> int:
+    """Return how many objects ``repo`` holds as loose files (``git count-objects``), not in packs."""
+    counts = genv.run(["count-objects", "-v"], cwd=repo).stdout.decode().splitlines()
+    return int(dict(line.split(": ", 1) for line in counts)["count"])
+
+
 def test_commit_series_makes_the_commits_commit_paths_makes(tmp_path: Path) -> None:
     """One fast-import for N commits must land exactly the commits N ``git commit``s would:
     same trees, parents, author, committer and message (git's whitespace clean-up included),
@@ -187,6 +193,7 @@ def test_commit_series_makes_the_commits_commit_paths_makes(tmp_path: Path) -> N
             sha = by_commit.commit_paths(sorted(files), message)
             assert sha is not None
             expected.append(_commit_shape(genv, by_commit.dir, sha))
+        loose = {repo: _loose_objects(genv, repo) for repo in (by_series.dir, tmp_path / "remote.git")}
         got = by_series.commit_series(changes)
         assert [_commit_shape(genv, by_series.dir, sha) for sha in got] == expected
         assert got[-1] == by_series.head()
@@ -194,6 +201,9 @@ def test_commit_series_makes_the_commits_commit_paths_makes(tmp_path: Path) -> N
         assert genv.run(["status", "--porcelain"], cwd=by_series.dir).stdout == b""
         by_series.push()
         assert genv.run(["rev-parse", "main"], cwd=tmp_path / "remote.git").stdout.decode().strip() == got[-1]
+        for repo, before in loose.items():  # the import and the push each stay one pack: no file per object
+            assert _loose_objects(genv, repo) == before, repo
+            genv.run(["fsck", "--no-dangling", "--no-progress"], cwd=repo)
         assert by_series.commit_series([]) == []
 
 

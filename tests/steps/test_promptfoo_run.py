@@ -7,8 +7,10 @@ reports directory without promptfoo.db, and ``$PROMPTCI_PROMPTFOO_CMD`` still ta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -57,12 +59,15 @@ def test_promptfoo_runs_on_node_22_with_no_end_of_life_warning(tmp_path: Path) -
 
 
 def test_the_reports_dir_holds_no_promptfoo_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """promptfoo.db (and the rest of its config dir) goes to a state dir outside the reports, removed after."""
+    """promptfoo.db (and the rest of its config dir) goes to a state dir outside the reports, removed after;
+    and no eval is written into it (``--no-write``: nothing reads it, and writing every result cost ~0.4 s of a
+    31-test eval's ~2.5 s, bench/bench_pipeline.py)."""
     listing = tmp_path / "state-listing"
+    db_copy = tmp_path / "promptfoo.db"
     wrapper = tmp_path / "wrapper.sh"  # $PROMPTCI_PROMPTFOO_CMD: sees the state while promptfoo's run ends
     real = " ".join(promptfoo.default_command())
     wrapper.write_text(f'#!/bin/sh\n{real} "$@"\nrc=$?\nfind "$PROMPTFOO_CONFIG_DIR" -type f > {listing}\n'
-                       "exit $rc\n")
+                       f'cp "$PROMPTFOO_CONFIG_DIR/promptfoo.db" {db_copy}\nexit $rc\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PROMPTCI_PROMPTFOO_CMD", str(wrapper))
     reports = tmp_path / "reports"
@@ -73,6 +78,8 @@ def test_the_reports_dir_holds_no_promptfoo_state(tmp_path: Path, monkeypatch: p
     assert any(Path(p).name == "promptfoo.db" for p in written), written  # promptfoo did keep its db...
     assert all(Path(p).is_relative_to(state_dir(reports)) for p in written)  # ...outside the reports
     assert not state_dir(reports).exists()  # and it is gone after the run
+    with contextlib.closing(sqlite3.connect(db_copy)) as db:
+        assert db.execute("SELECT count(*) FROM evals").fetchone() == (0,)
 
 
 def test_the_command_is_node_and_the_installed_bin_entry_not_npx() -> None:

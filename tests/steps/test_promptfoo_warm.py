@@ -228,3 +228,59 @@ def test_a_client_that_dies_gets_its_warm_job_killed_and_nothing_outlives_the_ru
                              env=promptfoo_env(other))
         assert proc.returncode == 0 and broker.served == 0  # cold, as without a broker
     assert promptfoo.state_dir(work).exists() is False
+
+
+def _shims_of_this_process() -> list[str]:
+    """Return the command lines of the warm shims this test process started (node is setpriv's exec: our child)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and promptfoo_warm.SHIM.name in _cmdline(entry):
+            found.append(_cmdline(entry))
+    return found
+
+
+def test_settings_read_after_the_shim_started_stop_it_or_move_it(tmp_path, monkeypatch):
+    """The shim starts before the settings are read (a small run's critical path). Settings that rule it out
+    kill it before the block runs, and never export a broker; another install's home restarts it there."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTCI_")}
+    for setting in ({"PROMPTCI_PROMPTFOO_BROKER": "off"}, {"PROMPTCI_PROMPTFOO_CMD": "false"}):
+        env = {**base, **setting}
+        with promptfoo_warm.warm_for_run(env) as broker:
+            assert broker is None
+            assert env.get(promptfoo_warm.BROKER_ENV) == setting.get(promptfoo_warm.BROKER_ENV)  # untouched
+            assert _shims_of_this_process() == []
+        assert env == {**base, **setting}
+
+    home = tmp_path / "other-install"  # the same pinned install, seen from another home
+    home.mkdir()
+    for name in ("node_modules", promptfoo.NODE_DIR):
+        (home / name).symlink_to(promptfoo.REPO_ROOT / name)
+    env = {**base, "PROMPTCI_PROMPTFOO_HOME": str(home)}
+    with promptfoo_warm.warm_for_run(env) as broker:
+        assert broker is not None and env[promptfoo_warm.BROKER_ENV] == broker.address
+        assert broker.entry == str(promptfoo.entry_script(home))
+        assert [cmd for cmd in _shims_of_this_process() if str(home) not in cmd] == []  # the first one is gone
+        assert len(_shims_of_this_process()) == 1
+    assert _shims_of_this_process() == []
+
+
+def test_the_warm_promptfoos_cpu_is_counted_for_the_run(tmp_path, monkeypatch):
+    """The shim is the runner's child, not the eval step's, so no step's CPU-s holds it: the broker hands it
+    over once (``promptci run`` puts it in the run's totals), for a job it ran and for a spare it killed."""
+    work = tmp_path / "reports"
+    work.mkdir()
+    with _broker(monkeypatch) as broker:
+        assert broker.take_cpu_seconds() is None  # nothing ended yet
+        proc = run_promptfoo(_config(work), work, jobs=2, repeat=1, no_cache=True, timeout_s=300,
+                             env=promptfoo_env(work))
+        assert proc.returncode == 0 and broker.served == 1
+        used = broker.take_cpu_seconds()
+        assert used is not None and used > 0.2  # promptfoo's load and its job, not a rounding error
+        assert broker.take_cpu_seconds() is None  # handed over once
+    with _broker(monkeypatch) as broker:
+        broker.release()  # the run's evals were skipped: the spare is killed, what its load took noted
+        assert broker.take_cpu_seconds() is not None

@@ -164,7 +164,7 @@ def test_every_stage_gives_the_same_results_forked_and_as_a_subprocess(tmp_path:
     assert any(name.endswith("stdout.txt") and b"promoted" in data for name, data in fork_files.items())
     # The imports the forked steps no longer pay are counted where they went, in the run's CPU total.
     assert by_process.shared_cpu_seconds is None and (by_fork.shared_cpu_seconds or 0) > 0.05
-    assert "the fork server's imports, shared by the steps" in totals_lines(by_fork)[-1]
+    assert "the fork server's imports (shared by the steps)" in totals_lines(by_fork)[-1]
 
 
 # ------------------------------------------------------------------ one step, both ways

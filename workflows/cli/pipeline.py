@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from config.artifacts import ArtifactType
+from config.artifact_types import ArtifactType
 from steps.exit_codes import ExitCode
 from workflows.cli.options import fail
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from config.artifacts import ArtifactType
+from config.artifact_types import ArtifactType
 from steps.exit_codes import ExitCode
 from workflows.cli.options import (
     env_option,
@@ -69,23 +69,24 @@ def run_cmd(artifact_types: tuple[str, ...] = (), params: tuple[str, ...] = (), 
     root = repo_root.resolve()
     # The child processes' environment; the mounted policy says what PROMPTCI_CONFIG would.
     child_env = {k: v for k, v in os.environ.items() if k != "PROMPTCI_CONFIG"}
-    # First of all: the fork server imports the stages while this process loads the rest, the settings and the
-    # template. (The shard cap below is not read at import: the zygote need not have it, see ForkServer.forks_like.)
-    with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server:
-        from steps.promptfoo import use_compile_cache
-        from steps.promptfoo_warm import warm_for_run
-        from workflows.runner.scheduler import default_parallelism
+    from steps.promptfoo import use_compile_cache
+    from steps.promptfoo_warm import warm_for_run
 
-        if executor != "container":  # a container is a pod: it starts once, with no compile cache to reuse
-            use_compile_cache(child_env)
+    if executor != "container":  # a container is a pod: it starts once, with no compile cache to reuse
+        use_compile_cache(child_env)
+    # First of all, before this process imports pydantic: the fork server starts importing the stages, and one
+    # warm promptfoo starts loading its module graph (the first eval's Node start, the critical path of a small
+    # run). Both overlap the CLI's own work (settings, template), lint and validate. (The shard cap below is read
+    # by neither at import: see ForkServer.forks_like, and steps/promptfoo_warm.py for promptfoo.)
+    with fork_server(child_env, root) if executor == "fork" and root.is_dir() else nullcontext() as server, \
+            warm_for_run(child_env, executor != "container") as warm:
+        from workflows.runner.scheduler import default_parallelism
 
         # A shard per step slot here (steps/run_plan.shard_limit); a cluster runs its shards side by side as pods.
         child_env["PROMPTCI_EVAL_SHARDS_CAP"] = str(parallelism or default_parallelism())
-        # One warm promptfoo loads its module graph (the first eval's Node start, overlapping lint/validate).
-        with warm_for_run(child_env, executor != "container") as warm:
-            failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root,
-                                  executor, configmaps_dir, secrets_dir, config_path, ref, child_env, server,
-                                  warm.on_event if warm else None)
+        failed = _run_checked(artifact_types, params, env, approve, no_cache, parallelism, run_id, root,
+                              executor, configmaps_dir, secrets_dir, config_path, ref, child_env, server,
+                              warm)
     if failed:
         raise SystemExit(ExitCode.REJECTED)
 
@@ -94,7 +95,7 @@ def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: 
                  no_cache: bool, parallelism: int | None, run_id: str | None, root: Path, executor: str,
                  configmaps_dir: Path | None, secrets_dir: Path | None, config_path: Path | None, ref: str | None,
                  child_env: dict[str, str], server: ForkServer | None,
-                 on_event: Callable[[Any], None] | None = None) -> list[str]:
+                 warm: Any = None) -> list[str]:
     """Check the options, then run the chosen pipelines; return the failed types (exit 2 on bad usage)."""
     settings = template_settings(config_path)
     values = parse_params(params, env)
@@ -112,15 +113,19 @@ def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: 
     try:  # PROMPTCI_PROVIDER=local: one model server for the whole run, stopped at its end
         with serving_for_run(child_env, root / ".promptci" / "local-model.log"):
             return _run_types(chosen, settings, values, root, run_id, approve, parallelism, child_env, configmaps,
-                              lambda: _executor(executor, root, configmaps_dir, secrets_dir, server), on_event)
+                              lambda: _executor(executor, root, configmaps_dir, secrets_dir, server), warm)
     except LocalModelError as exc:
         fail([f"run: {exc}"], ExitCode.USAGE)
 
 
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
                approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
-               new_executor: Callable[[], Any], on_event: Callable[[Any], None] | None = None) -> list[str]:
-    """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types."""
+               new_executor: Callable[[], Any], warm: Any = None) -> list[str]:
+    """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types.
+
+    ``warm``: the run's warm promptfoo broker (steps/promptfoo_warm.WarmBroker) or None; it hears every node's
+    change, and its CPU-s go into each run's totals.
+    """
     from workflows.runner.progress import print_summary
     from workflows.runner.scheduler import RunError, UnsupportedFeature, new_run_id, record_metrics, run_template
     from workflows.template_cache import cache_dir, compiled_template
@@ -134,9 +139,12 @@ def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: P
         try:
             result = run_template(manifest, {"repo-url": str(root), **values}, repo_root=root, run_id=rid,
                                   approve=approve, parallelism=parallelism, progress=True, env=env,
-                                  configmaps=configmaps, executor=new_executor(), on_event=on_event)
+                                  configmaps=configmaps, executor=new_executor(),
+                                  on_event=warm.on_event if warm else None)
         except (RunError, UnsupportedFeature) as exc:  # the run could not start: bad parameters or template
             fail([f"run: {exc}"], ExitCode.USAGE)
+        if warm is not None:
+            result.promptfoo_cpu_seconds = warm.take_cpu_seconds()
         note = record_metrics(manifest, result)
         print_summary(result)
         _echo_reports(result)

@@ -148,11 +148,13 @@ def totals_lines(result: RunResult) -> list[str]:
             text += f"; {verdicts.settled_in_plan} settled in plan without a run (cache hits or unpreparable)"
         lines.append(text)
     cpu = cpu_seconds(nodes)
-    shared = result.shared_cpu_seconds
-    text = f"wall {result.duration_seconds:.1f}s · CPU " + (f"{cpu + (shared or 0):.1f}s" if cpu is not None
-                                                             else "not measured")
-    if cpu is not None and shared:
-        text += f" (of which {shared:.1f}s the fork server's imports, shared by the steps)"
+    outside = {"the fork server's imports (shared by the steps)": result.shared_cpu_seconds,
+               "the warm promptfoo an eval ran on": result.promptfoo_cpu_seconds}
+    text = f"wall {result.duration_seconds:.1f}s · CPU " + (
+        f"{cpu + sum(v or 0.0 for v in outside.values()):.1f}s" if cpu is not None else "not measured")
+    parts = [f"{v:.1f}s {what}" for what, v in outside.items() if v]
+    if cpu is not None and parts:
+        text += f" (of which {', '.join(parts)})"
     lines.append(text)
     return lines
 

@@ -71,6 +71,9 @@ class RunResult:
     """Fan-out children that never started (the run failed or was stopped first): Pending, with their inputs."""
     shared_cpu_seconds: float | None = None
     """CPU-s spent for the steps outside them: the fork executor's zygote importing the stages once."""
+    promptfoo_cpu_seconds: float | None = None
+    """CPU-s of the run's warm promptfoo (steps/promptfoo_warm.py): an eval's promptfoo run outside its step's
+    process tree, so in no node's CPU-s. Set by ``promptci run``, which owns the broker."""
 
     @property
     def ok(self) -> bool:

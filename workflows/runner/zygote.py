@@ -56,11 +56,12 @@ PRELOAD = (
     # What the bodies import inside their functions (seen under -X importtime in a samples run).
     "steps.lint", "steps.validate", "steps.run_plan", "steps.eval", "steps.records", "steps.reports",
     "steps.signing", "steps.stores.s3store", "steps.stores.store", "steps.persistence", "steps.promote",
-    "config.policy", "config.settings", "steps.contracts", "steps.plan", "steps.tokens", "steps.rag.retriever",
+    "config.policy", "config.settings", "steps.contracts", "steps.plan", "steps.tokens",
     "config.formats.dotprompt", "config.formats.prompty", "tiktoken.load",
 )
 """Modules imported once in the zygote. A module that fails to import here is left out: the child imports
-it itself, and fails there exactly as a fresh process would."""
+it itself, and fails there exactly as a fresh process would. Not ``steps.rag.retriever``: only a rag-config's
+eval needs it, and its numpy (~0.1 CPU-s) would be paid by every run while the warm promptfoo loads."""
 HEADER = struct.Struct(">I")
 PR_SET_PDEATHSIG = 1
 
