@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         "S3 endpoint (MinIO, moto), overriding AWS_ENDPOINT_URL and store.endpoint_url"))
     s3_attempts: int = Field(default=5, ge=1, description=(
         "Attempts of each S3 request before a transient error is given up"))
+    s3_writers: int = Field(default=16, ge=1, le=64, description=(
+        "Eval items whose store writes go to S3 at once (each item's own writes stay in order); 1 writes "
+        "one item after another"))
 
     # Signing of plans and eval records
     signing_key: SecretStr | None = Field(default=None, description=(

@@ -21,8 +21,10 @@ Modules: ``eval_spec`` (what an item runs), ``eval_run`` (measuring it),
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import TypeVar
 from config.pipeline import PromptPipelineConfig
 from steps.contracts import BranchResult, EvalItem, Shard
 from steps.eval_batch import Outcome, Part, measure_batch, shard_label
+from steps.eval_results import EvalResult
 from steps.eval_run import cached, measure
 from steps.eval_spec import (
     BranchError,
@@ -53,13 +56,13 @@ from steps.eval_verdict import (
     write_branch_file,
 )
 from steps.signing import SignatureError, signing_key
-from steps.stores.store import ArtifactStore, StoreError
+from steps.stores.store import ArtifactStore, StoreError, each_item
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = ["NETWORK_ERROR", "BranchError", "Settled", "TransientBranchError", "load_tests", "prepare_tests",
-           "run_branch", "run_shard", "settle_cached", "spec_for"]
+           "run_branch", "run_shard", "settle_cached", "spec_for", "write_measured"]
 
 
 @dataclass
@@ -68,6 +71,14 @@ class Settled:
 
     results: list[BranchResult] = field(default_factory=list)  # cache hits and items that cannot be set up
     pending: list[tuple[EvalItem, int]] = field(default_factory=list)  # (item, test runs) to pack into shards
+
+
+@dataclass
+class Hit:
+    """An item whose measurement is in the eval cache: its prepared run and the cached (result, files)."""
+
+    prep: Prepared
+    found: tuple[EvalResult, dict[str, bytes]]
 
 
 def _guarded(item: EvalItem, b: Branch, store: ArtifactStore, body: Callable[[], T]) -> T | BranchResult:
@@ -127,32 +138,41 @@ def settle_cached(items: list[EvalItem], *, repo_root: Path, run_id: str, target
     A cache hit is re-judged against today's thresholds and baseline and leaves
     everything a cached branch leaves (reports, diffs, signed record, ``branch.json``);
     so does an item that cannot be prepared (status ``error``: promote refuses).
-    A pending item's weight is its test runs (tests × repeats).
+    A pending item's weight is its test runs (tests × repeats). The settled items are written
+    side by side (``each_item``), each item's own writes in their order, as ``write_measured``'s.
     """
     settled = Settled()
     key = _signing_key(repo_root)
+    if isinstance(key, str):
+        settled.results = [branch_result(item, "error", reasons=[key]) for item in items]
+        return settled
+    jobs: list[Callable[[], BranchResult]] = []  # one per settled item: its writes (each_item)
+
+    def written(b: Branch, out: BranchResult | Hit) -> BranchResult:
+        """Return the item's final verdict once its files (a hit's), record and ``branch.json`` are written."""
+        if isinstance(out, Hit):
+            out = _guarded(b.item, b, store, functools.partial(
+                finish, out.prep, b, *out.found, cached=True, store=store, run_id=run_id, target_env=target_env,
+                key=key))
+        return seal(out, b, store=store, run_id=run_id, key=key, branch_file=True)
+
     with tempfile.TemporaryDirectory(prefix="promptci-plan-") as tmp:
         for item in items:
-            if isinstance(key, str):
-                settled.results.append(branch_result(item, "error", reasons=[key]))
-                continue
             b = Branch(item)
 
-            def body(item: EvalItem = item, b: Branch = b) -> BranchResult | int:
+            def body(item: EvalItem = item) -> Hit | int:
                 # The work dir would hold only what a cache miss builds (a RAG index): nothing is built here.
                 prep = prepare(item, repo_root=repo_root, config=config, target_env=target_env,
                                work_dir=Path(tmp) / "unused")
                 hit = cached(prep, store, no_cache)
-                if hit is None:
-                    return prep.runs
-                return finish(prep, b, hit[0], hit[1], cached=True, store=store, run_id=run_id,
-                              target_env=target_env, key=key)
+                return prep.runs if hit is None else Hit(prep, hit)
 
             out = _guarded(item, b, store, body)
             if isinstance(out, int):
                 settled.pending.append((item, out))
             else:
-                settled.results.append(seal(out, b, store=store, run_id=run_id, key=key, branch_file=True))
+                jobs.append(functools.partial(written, b, out))
+        settled.results = each_item(store, jobs)
     return settled
 
 
@@ -222,19 +242,43 @@ def run_shard(shard: Shard, *, repo_root: Path, run_id: str, target_env: str | N
         else:  # it cannot be prepared: an error of its own, the others still run
             done[pos] = seal(got, b, store=store, run_id=run_id, key=key, branch_file=True)
     measured, report = _measure([p for _, p, _ in parts], work_dir, no_cache)
+    verdicts = write_measured(shard.index, [(p, b) for _, p, b in parts], measured, report, store=store,
+                              run_id=run_id, target_env=target_env, key=key)
+    for (pos, _, _), verdict in zip(parts, verdicts, strict=True):
+        done[pos] = verdict
+    return [done[pos] for pos in range(len(shard.items))]
+
+
+def write_measured(index: int, parts: list[tuple[Part, Branch]], measured: list[Outcome], report: bytes | None, *,
+                   store: ArtifactStore, run_id: str, target_env: str | None, key: bytes) -> list[BranchResult]:
+    """Return the verdicts of shard ``index``'s measured items, in ``parts``' order, once each is written.
+
+    The shard's store writes: the shard report (``report``, once), then per item its files,
+    cache entry, signed record and ``branch.json``, in that order (steps/eval_verdict.py says
+    why). Up to ``store.writers`` items are written at once (``each_item``): on S3 the writes
+    are round trips, and a shard of 100 items makes ~1,200 of them. Never raises for a store
+    failure: the item is a retryable error, as ``seal`` makes it.
+    """
     stored: list[str] = []  # the shard report's key, once it is in the store
+    lock = threading.Lock()  # items are written side by side: one of them stores the report
 
     def shard_report(report: bytes) -> str:
-        """Return the key of the shard's report, storing it the first time (raises StoreError)."""
-        if not stored:
-            key_name = shard_report_key(run_id, shard.index, report)
-            store.put_bytes(key_name, report, "text/html")
-            stored.append(key_name)
-        return stored[0]
+        """Return the key of the shard's report, storing it the first time (raises StoreError).
 
-    for (pos, part, b), outcome in zip(parts, measured, strict=True):
+        Every item's ``report.html`` links to it, so an item waits here until it is stored.
+        """
+        with lock:
+            if not stored:
+                key_name = shard_report_key(run_id, index, report)
+                store.put_bytes(key_name, report, "text/html")
+                stored.append(key_name)
+            return stored[0]
 
-        def judge(part: Part = part, b: Branch = b, outcome: Outcome = outcome) -> BranchResult:
+    def written(part: Part, b: Branch, outcome: Outcome) -> BranchResult:
+        """Return the item's final verdict once its files, record and ``branch.json`` are written (one
+        item's job)."""
+
+        def judge() -> BranchResult:
             if isinstance(outcome, BranchError):
                 raise outcome
             files = outcome[1]
@@ -243,6 +287,8 @@ def run_shard(shard: Shard, *, repo_root: Path, run_id: str, target_env: str | N
             return finish(part.prep, b, outcome[0], files, cached=False, store=store, run_id=run_id,
                           target_env=target_env, key=key)
 
-        done[pos] = seal(_guarded(part.prep.item, b, store, judge), b, store=store, run_id=run_id, key=key,
-                         branch_file=True)
-    return [done[pos] for pos in range(len(shard.items))]
+        return seal(_guarded(part.prep.item, b, store, judge), b, store=store, run_id=run_id, key=key,
+                    branch_file=True)
+
+    return each_item(store, [functools.partial(written, part, b, outcome)
+                             for (part, b), outcome in zip(parts, measured, strict=True)])

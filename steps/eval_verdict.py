@@ -6,6 +6,25 @@ EvalResult), promptfoo's ``results.json``, ``report.html`` and ``junit.xml``,
 signed ``record.json`` promote decides on, and last ``branch.json`` (the
 BranchResult the run summary reads). A passing, freshly measured item is also
 saved to the eval cache.
+
+The invariant every reader relies on: an object that says "this is complete" is written only
+after every object it vouches for, so nothing half-written is ever taken as done.
+
+* ``cache/eval/…/{key}/result.json`` is a cache entry's marker: ``eval_cache.lookup`` reads it
+  first, and without it the entry is a miss. ``eval_cache.save`` writes it after the entry's
+  other files, and ``finish`` saves the entry only after every run file of the item is written.
+* ``record.json`` is the item's marker: promote's ``gather`` (steps/promotion/candidates.py)
+  decides on it, and a retried shard's ``stored_final`` skips an item whose record is final.
+  ``seal`` writes it only after ``finish`` returned, that is after the item's run files
+  (``report_keys``), the shard report its ``report.html`` links to and its cache entry were
+  written. When any of those writes fails (after S3Store's own retries), ``finish`` raises
+  StoreError and the record written is a retryable error (or nothing at all, when the store
+  is away): never a final verdict.
+* ``branch.json`` (what the summary reads) comes after the record.
+
+Items are written side by side on S3 (``steps.stores.store.each_item``), but one item's writes
+are always made by one job, one after another in the order above: the invariant holds per item
+whatever the other items are doing.
 """
 
 from __future__ import annotations

@@ -18,6 +18,26 @@ from steps.stores.store import ArtifactStore
 MAX_OUTPUT = 600
 
 
+class _PageDiff(difflib.HtmlDiff):
+    """difflib.HtmlDiff whose tables are numbered per page, so the same diff gives the same bytes.
+
+    HtmlDiff numbers its tables' anchors (``difflib_chg_to<n>__top``) with a counter shared by the
+    whole process (``HtmlDiff._default_prefix``), so an item's page depended on how many diffs the
+    process had made before it, and on the order items were written in (they are written side by
+    side on S3, steps.stores.store.each_item); that counter's ``+=`` is not atomic across threads either.
+    """
+
+    def __init__(self, wrapcolumn: int):
+        super().__init__(wrapcolumn=wrapcolumn)
+        self._tables = 0
+
+    def _make_prefix(self) -> None:
+        """Name this table's anchors ``from<n>_``/``to<n>_``, n counting the page's own tables (what
+        difflib's own method does with its process-wide counter)."""
+        self._prefix = [f"from{self._tables}_", f"to{self._tables}_"]
+        self._tables += 1
+
+
 def _md(text: str, limit: int = MAX_OUTPUT) -> str:
     text = text if len(text) <= limit else text[:limit] + "…"
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\r", "") \
@@ -116,7 +136,7 @@ def diff_html(candidate: EvalResult, baseline: EvalResult | None, verdict: Verdi
                 f"<li>{esc(c.description)}: {c.baseline_passes}/{c.baseline_runs} → "
                 f"{c.candidate_passes}/{c.candidate_runs}</li>" for c in changes) + "</ul>")
     parts.append("<h2>Outputs</h2>")
-    differ = difflib.HtmlDiff(wrapcolumn=70)
+    differ = _PageDiff(wrapcolumn=70)
     for cand, base in _pairs(candidate, baseline):
         verdict_txt = "passed" if cand.passed(k) else f"FAILED: {cand.failure_reason()}"
         parts.append(f"<h3>{esc(cand.description)} ({cand.passes}/{len(cand.runs)} runs passed; "

@@ -41,13 +41,7 @@ def s3_creds(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def s3_endpoint(s3_creds: None):  # type: ignore[no-untyped-def]
     """Yield the URL of a real S3 protocol server (moto) on 127.0.0.1 with an empty bucket 'promptci'."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from tests.s3server import moto_s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="promptci")
-    yield url
-    server.stop()
+    with moto_s3() as url:
+        yield url

@@ -38,20 +38,25 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
-
-
 class S3Store:
     """An ``ArtifactStore`` in one bucket under an optional key prefix."""
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 region: str | None = None, client: Any = None, attempts: int | None = None):
+                 region: str | None = None, client: Any = None, attempts: int | None = None,
+                 writers: int | None = None):
         import boto3
         from botocore.config import Config as BotoConfig
         from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
         self.bucket = bucket
+        settings = get_settings()
         # tenacity does the retrying (botocore's own retries are off so attempts are not multiplied).
-        attempts = attempts or get_settings().s3_attempts  # PROMPTCI_S3_ATTEMPTS, default 5
+        attempts = attempts or settings.s3_attempts  # PROMPTCI_S3_ATTEMPTS, default 5
+        # Items written at once by ``each_item``, all through this one client: boto3's clients are
+        # thread-safe (boto3 docs/source/guide/clients.rst, "Multithreading or multiprocessing with
+        # clients"; not across processes, and each stage process makes its own). Each writer gets
+        # its own pooled HTTP connection (botocore's default pool holds 10).
+        self.writers = writers or settings.s3_writers  # PROMPTCI_S3_WRITERS, default 16
         self._retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
                                wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -59,7 +64,8 @@ class S3Store:
         self.client = client or boto3.client(
             "s3", endpoint_url=endpoint_url, region_name=region,
             config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
-                              read_timeout=30, s3={"addressing_style": "path"} if endpoint_url else None))
+                              read_timeout=30, max_pool_connections=max(10, self.writers),
+                              s3={"addressing_style": "path"} if endpoint_url else None))
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError

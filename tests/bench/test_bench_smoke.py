@@ -99,6 +99,17 @@ def test_quick_lint_bench_runs() -> None:
 
 
 @pytest.mark.slow
+def test_quick_store_bench_writes_every_phase_and_every_item_passes() -> None:
+    proc = subprocess.run([sys.executable, "bench/bench_store.py", "--quick", "--delay-ms", "5"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    phases = [line for line in proc.stdout.splitlines() if " writer(s): " in line]
+    assert len(phases) == 6 and all("items passed;" in line for line in phases), proc.stdout
+    assert "+5 ms, 1 writer(s)" in proc.stdout and "61 PUT + 5 GET" in proc.stdout  # 5 items, 12 PUTs + 1 GET each
+    assert proc.stdout.count("=> ") == 3 and "load" in proc.stdout
+
+
+@pytest.mark.slow
 def test_generated_repo_runs_and_its_floor_evaluates_the_same_tests(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     generate.generate(repo, 2, tests=2)

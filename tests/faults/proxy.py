@@ -6,6 +6,11 @@ line of every request it forwards (boto3 sends one per PUT/GET, keep-alive or no
 fault can fire exactly at a point of promote: before a matching request is forwarded, or
 right after its response went back. An action can also SIGKILL a process (the promote
 step) at that moment. Why not patch boto3: the project's rule is real parts only.
+
+Two standing conditions, besides the one-shot triggers: ``delay_s`` holds every request that
+long before forwarding it (a network round trip, for bench/bench_store.py), and ``refuse``
+answers 503 to every request matching a pattern (one key that cannot be written, whatever
+the client's retries).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +52,12 @@ class FaultProxy:
         self.down_flag = down_flag  # a file whose existence means "down" (a git hook can create it)
         self.upstream = (host, int(port))
         self.mode = "up"
+        self.delay_s = 0.0  # added before each request is forwarded
+        self.refused: list[str] = []  # patterns of request lines answered 503, every time
         self.triggers: list[Trigger] = []
         self.requests: list[str] = []
+        self.in_flight = 0  # requests forwarded whose response has not started back yet
+        self.peak_in_flight = 0  # the most there ever were at once
         self.pid: int | None = None
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,6 +87,10 @@ class FaultProxy:
     def at(self, pattern: str, when: str, action: Callable[[], None]) -> None:
         self.triggers.append(Trigger(pattern, when, action))
 
+    def refuse(self, pattern: str) -> None:
+        """Answer 503 to every request whose line (``PUT /bucket/key``) matches ``pattern``, from now on."""
+        self.refused.append(pattern)
+
     def _fire(self, line: str, when: str) -> bool:
         with self._lock:
             for t in self.triggers:
@@ -94,6 +108,12 @@ class FaultProxy:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
+    def _count(self, n: int) -> None:
+        """Add ``n`` to the requests in flight (a response counts before the client can see it)."""
+        with self._lock:
+            self.in_flight += n
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
     def _down(self) -> bool:
         if self.down_flag is not None and self.down_flag.exists():
             self.mode = "down"
@@ -109,6 +129,7 @@ class FaultProxy:
             client.close()
             return
         pending: list[str] = []
+        waiting: list[None] = []  # one per request of this connection in flight
         done = threading.Event()
 
         def back() -> None:  # server -> client, firing "after" triggers once a response went back
@@ -117,6 +138,9 @@ class FaultProxy:
                     data = server.recv(65536)
                     if not data:
                         break
+                    if data.startswith(b"HTTP/1.") and waiting:
+                        waiting.pop()
+                        self._count(-1)
                     client.sendall(data)
                     if data.startswith(b"HTTP/1.") and pending:
                         self._fire(pending.pop(0), "after")
@@ -138,15 +162,21 @@ class FaultProxy:
                     self.requests.append(line)
                     if self._fire(line, "before") or self.mode == "down":
                         break  # a "before" fault never lets its request through
-                    if self.mode == "503":
+                    if self.mode == "503" or any(re.search(p, line) for p in self.refused):
                         client.sendall(_UNAVAILABLE)
                         break
                     pending.append(line)
+                    waiting.append(None)
+                    self._count(1)
+                    if self.delay_s:
+                        time.sleep(self.delay_s)
                 server.sendall(data)
         except OSError:
             pass
         finally:
             done.set()
+            self._count(-len(waiting))  # dropped before their answer
+            waiting.clear()
             for s in (server, client):
                 with contextlib.suppress(OSError):
                     s.close()

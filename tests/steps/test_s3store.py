@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -11,8 +12,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from config.pipeline import StoreConfig
+from config.settings import SettingsError
 from steps.stores.s3store import S3Store, open_store
-from steps.stores.store import LocalStore, StoreError, get_json, put_json
+from steps.stores.store import LocalStore, StoreError, each_item, get_json, put_json
 
 
 @pytest.fixture
@@ -87,3 +89,49 @@ def test_missing_bucket_is_an_error_not_a_miss(endpoint):
     store = S3Store("no-such-bucket", endpoint_url=endpoint, region="us-east-1")
     with pytest.raises(StoreError, match="cannot read"):
         store.get_bytes("k")
+
+
+def test_writers_come_from_the_settings_and_each_gets_a_pooled_connection(endpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMPTCI_S3_BUCKET", "promptci")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert open_store(StoreConfig(kind="s3")).writers == 16  # the default
+    monkeypatch.setenv("PROMPTCI_S3_WRITERS", "40")
+    store = open_store(StoreConfig(kind="s3"))
+    assert isinstance(store, S3Store) and store.writers == 40
+    assert store.client.meta.config.max_pool_connections == 40
+    assert open_store(StoreConfig(kind="local", root=str(tmp_path))).writers == 1  # a local disk: one at a time
+    monkeypatch.setenv("PROMPTCI_S3_WRITERS", "0")
+    with pytest.raises(SettingsError, match="PROMPTCI_S3_WRITERS='0'"):
+        open_store(StoreConfig(kind="s3"))
+
+
+def test_each_item_returns_in_job_order_and_raises_the_first_error_once_every_job_ran(tmp_path):
+    store = LocalStore(tmp_path)
+    store.writers = 4
+    started = threading.Barrier(4, timeout=10)  # four jobs at once, or this test hangs up to 10 s and fails
+
+    def job(n: int) -> int:
+        started.wait()
+        store.put_bytes(f"k{n}", str(n).encode())
+        if n in (1, 2):
+            raise ValueError(f"job {n}")
+        return n
+
+    with pytest.raises(ValueError, match="job 1"):
+        each_item(store, [functools.partial(job, n) for n in range(4)])
+    assert store.list_keys("") == ["k0", "k1", "k2", "k3"]  # the jobs beside the failing one still finished
+    started.reset()
+
+    def late_first(n: int) -> int:  # the last job finishes first
+        started.wait()
+        if n < 3:
+            done[n + 1].wait(timeout=10)
+        done[n].set()
+        return n
+
+    done = [threading.Event() for _ in range(4)]
+    assert each_item(store, [functools.partial(late_first, n) for n in range(4)]) == [0, 1, 2, 3]
+    store.writers = 1
+    order: list[int] = []
+    assert each_item(store, [functools.partial(order.append, n) for n in range(3)]) == [None] * 3
+    assert order == [0, 1, 2]  # one writer: the jobs run here, one after another
