@@ -2,9 +2,11 @@
 
 promptci runs promptfoo with ``--no-write`` (steps/promptfoo.py): it keeps no eval in its database,
 which nobody reads and which cost ~0.4 s of a 31-test eval. Without the database, promptfoo writes its
-rows as they finished: ``results.json``'s ``results.results`` come from the in-memory eval, not from
-its ``SELECT`` by test, and the JUnit XML groups them in that order too. With ``-j 8`` that order
-changes from run to run. :func:`put_in_test_order` restores the order the database gave: rows by
+rows as they finished. promptfoo 0.123.1, ``dist/src/eval-*.js``: ``Eval.toEvaluateSummary`` lists
+``this.results``, which a persisted eval loads back from its database (``loadResults`` ->
+``EvalResult.findManyByEvalId``) and an in-memory one (``--no-write``) holds in the order each result
+was added. The JUnit XML groups them in that order too. With ``-j 8`` that order changes from run to
+run. :func:`put_in_test_order` restores the order the database gave: rows by
 ``(testIdx, promptIdx)``, JUnit suites and cases by test number (promptfoo names a case
 ``test N: <description>``, N = testIdx + 1). Only the order changes; a file already in order is not
 touched, and a file that does not parse is left for the caller to report (steps/eval_batch.py).

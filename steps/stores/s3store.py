@@ -27,9 +27,14 @@ TRANSIENT_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavaila
 
 
 def _transient(exc: BaseException) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+    """Return whether a failed S3 call is worth another attempt: what botocore's own "standard" retry mode
+    retries (botocore/retries/standard.py ``TransientRetryableChecker``: ``ConnectionError`` and
+    ``HTTPClientError``, i.e. a connection closed before the answer or a read timeout too; 500/502/503/504
+    and the throttling codes), which promptci turns off to retry with tenacity instead. A PUT of the same
+    bytes to the same key and a GET are safe to repeat."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-    if isinstance(exc, EndpointConnectionError | ConnectionError):
+    if isinstance(exc, ConnectionError | HTTPClientError):
         return True
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})

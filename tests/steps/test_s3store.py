@@ -135,3 +135,19 @@ def test_each_item_returns_in_job_order_and_raises_the_first_error_once_every_jo
     order: list[int] = []
     assert each_item(store, [functools.partial(order.append, n) for n in range(3)]) == [None] * 3
     assert order == [0, 1, 2]  # one writer: the jobs run here, one after another
+
+
+def test_a_connection_closed_or_timed_out_mid_call_is_retried_as_botocore_would() -> None:
+    """botocore's standard retry mode retries ConnectionError and HTTPClientError (retries/standard.py,
+    TransientRetryableChecker); with its retries off, tenacity must retry the same ones, or a connection an
+    S3 endpoint drops mid-answer fails the item instead of being tried again."""
+    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    from steps.stores.s3store import _transient
+
+    url = "https://s3.example"
+    for exc in (ConnectionClosedError(endpoint_url=url), ReadTimeoutError(endpoint_url=url),
+                EndpointConnectionError(endpoint_url=url)):
+        assert _transient(exc), type(exc).__name__
+    denied = ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+    assert not _transient(denied) and not _transient(ValueError("not S3's"))
