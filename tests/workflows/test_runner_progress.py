@@ -193,3 +193,19 @@ def test_a_steps_cpu_seconds_include_the_children_it_waited_for(tmp_path: Path) 
     node = result.nodes[0]
     own = float((Path(node.dir) / "stdout.txt").read_text().split()[-1])  # the step's own process_time()
     assert node.cpu_seconds is not None and node.cpu_seconds >= own + 0.5
+
+
+def test_the_cpu_total_adds_what_ran_outside_the_steps_and_names_it(tmp_path: Path) -> None:
+    """The fork server's imports and the warm promptfoo's CPU are in no step's CPU-s; the total adds them and
+    says how much each was, and a part that rounds to nothing is not listed as "0.0s"."""
+    from workflows.runner.progress import totals_lines
+    from workflows.runner.records import RunResult
+
+    node = NodeRecord(name="eval(0)", task="eval", template="e", status="Succeeded", started=1.0, finished=2.0,
+                      cpu_seconds=0.5)
+    run = RunResult(run_id="r", run_dir=tmp_path, status="Succeeded", message="", started=0.0, finished=3.0,
+                    nodes=[node], tasks={"eval": "Succeeded"}, shared_cpu_seconds=0.8, promptfoo_cpu_seconds=2.2)
+    assert totals_lines(run)[-1] == ("wall 3.0s · CPU 3.5s (of which 0.8s the fork server's imports (shared by "
+                                     "the steps), 2.2s the warm promptfoo an eval ran on)")
+    run.shared_cpu_seconds, run.promptfoo_cpu_seconds = 0.01, None
+    assert totals_lines(run)[-1] == "wall 3.0s · CPU 0.5s"

@@ -152,7 +152,7 @@ def totals_lines(result: RunResult) -> list[str]:
                "the warm promptfoo an eval ran on": result.promptfoo_cpu_seconds}
     text = f"wall {result.duration_seconds:.1f}s · CPU " + (
         f"{cpu + sum(v or 0.0 for v in outside.values()):.1f}s" if cpu is not None else "not measured")
-    parts = [f"{v:.1f}s {what}" for what, v in outside.items() if v]
+    parts = [f"{v:.1f}s {what}" for what, v in outside.items() if v and round(v, 1)]  # no "0.0s ..." part
     if cpu is not None and parts:
         text += f" (of which {', '.join(parts)})"
     lines.append(text)
