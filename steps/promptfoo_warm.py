@@ -295,16 +295,16 @@ def warm_for_run(env: MutableMapping[str, str], enabled: bool = True) -> Iterato
     """
     broker = _start(env, promptfoo.REPO_ROOT) if enabled else None
     try:
-        if broker is not None:
+        if enabled:
             from config.settings import get_settings
 
             settings = get_settings(env)
             home = settings.promptfoo_home or promptfoo.REPO_ROOT
             if settings.promptfoo_broker or settings.promptfoo_cmd or home != promptfoo.REPO_ROOT:
-                broker.stop()
-                broker = None
-                if not (settings.promptfoo_broker or settings.promptfoo_cmd):
-                    broker = _start(env, home)
+                if broker is not None:
+                    broker.stop()
+                # Started there even when the default install is missing (only the named one exists).
+                broker = None if settings.promptfoo_broker or settings.promptfoo_cmd else _start(env, home)
         if broker is not None:
             env[BROKER_ENV] = broker.address
         yield broker

@@ -267,6 +267,10 @@ def test_settings_read_after_the_shim_started_stop_it_or_move_it(tmp_path, monke
         assert len(_shims_of_this_process()) == 1
     assert _shims_of_this_process() == []
 
+    monkeypatch.setattr(promptfoo, "REPO_ROOT", tmp_path / "no-install-here")  # only the named home has one
+    with promptfoo_warm.warm_for_run(env) as broker:
+        assert broker is not None and broker.entry == str(promptfoo.entry_script(home))
+
 
 def test_the_warm_promptfoos_cpu_is_counted_for_the_run(tmp_path, monkeypatch):
     """The shim is the runner's child, not the eval step's, so no step's CPU-s holds it: the broker hands it

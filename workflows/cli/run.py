@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,9 @@ from workflows.cli.options import (
 )
 from workflows.cli.pipeline import TYPES, policy_configmap, template_settings
 from workflows.runner.forking import LOCAL_EXECUTOR, ForkServer, fork_server, local_executor
+
+if TYPE_CHECKING:
+    from steps.promptfoo_warm import WarmBroker
 
 
 @click.command("run")
@@ -95,7 +98,7 @@ def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: 
                  no_cache: bool, parallelism: int | None, run_id: str | None, root: Path, executor: str,
                  configmaps_dir: Path | None, secrets_dir: Path | None, config_path: Path | None, ref: str | None,
                  child_env: dict[str, str], server: ForkServer | None,
-                 warm: Any = None) -> list[str]:
+                 warm: WarmBroker | None = None) -> list[str]:
     """Check the options, then run the chosen pipelines; return the failed types (exit 2 on bad usage)."""
     settings = template_settings(config_path)
     values = parse_params(params, env)
@@ -120,7 +123,7 @@ def _run_checked(artifact_types: tuple[str, ...], params: tuple[str, ...], env: 
 
 def _run_types(chosen: list[str], settings: Any, values: dict[str, str], root: Path, run_id: str | None,
                approve: bool, parallelism: int | None, env: dict[str, str], configmaps: Any,
-               new_executor: Callable[[], Any], warm: Any = None) -> list[str]:
+               new_executor: Callable[[], Any], warm: WarmBroker | None = None) -> list[str]:
     """Run the pipeline of each artifact type in turn (a new executor for each run); return the failed types.
 
     ``warm``: the run's warm promptfoo broker (steps/promptfoo_warm.WarmBroker) or None; it hears every node's
